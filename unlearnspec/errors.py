@@ -1,0 +1,85 @@
+"""The project's exceptions, and how they point at what the user wrote.
+
+Every error a user can cause carries a `Location` (file, line, column) and, where it has
+one, the user's own text with a caret under the bad part, pytest-style.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a spec file. `line` and `column` are 1-based; column 0 means 'whole line'."""
+
+    path: str
+    line: int
+    column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" + (f":{self.column}" if self.column else "")
+
+
+class UnlearnSpecError(Exception):
+    """Base class for every error unlearnspec raises on purpose."""
+
+
+class SpecError(UnlearnSpecError):
+    """Something in a spec file is wrong. Rendered as::
+
+        specs/tiny.yaml:12:13: unknown transform 'rtn5'
+            knowmem_forget @ rtn5 <= retrain + 5
+                             ^^^^
+        did you mean 'rtn4'?
+    """
+
+    def __init__(
+        self,
+        message: str,
+        loc: Location | None = None,
+        *,
+        source: str | None = None,
+        span: tuple[int, int] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.loc = loc
+        self.source = source
+        self.span = span
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"{self.loc}: {self.message}" if self.loc else self.message
+        lines = [head]
+        if self.source is not None:
+            lines.append("    " + self.source)
+            if self.span is not None:
+                start, end = self.span
+                lines.append("    " + " " * start + "^" * max(1, end - start))
+        if self.hint:
+            lines.append(self.hint)
+        return "\n".join(lines)
+
+
+class RunError(UnlearnSpecError):
+    """A run could not compute something it needed (missing data, failed transform, NaN)."""
+
+
+class MissingExtraError(UnlearnSpecError):
+    """An optional backend is not installed; the message names the pip extra."""
+
+    def __init__(self, feature: str, extra: str, package: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional package '{package}'. "
+            f"Install it with: pip install 'unlearnspec[{extra}]'"
+        )
+        self.extra = extra
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean ...?' hint, or None when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -1,0 +1,61 @@
+"""Loading causal LMs and tokenizers from a local directory or the hub, safely.
+
+Defaults a release gate needs: safetensors only (a pickle checkpoint can run code when
+loaded), `trust_remote_code=False`, and an optional pinned revision.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_weights_format(path: Path, *, allow_pickle: bool) -> None:
+    """Refuse a local checkpoint whose weights are only in pickle files, unless allowed."""
+    files = [p.name for p in path.iterdir()] if path.is_dir() else []
+    has_st = any(f.endswith(".safetensors") for f in files)
+    pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+    if not has_st and pickles and not allow_pickle:
+        raise RunError(
+            f"{path} holds only pickle weights ({', '.join(sorted(pickles))}). Loading pickle "
+            f"can run arbitrary code from whoever made the checkpoint. Convert it to "
+            f"safetensors, or set `allow_pickle: true` on this model in the spec if you trust it."
+        )
+
+
+def load_causal_lm(
+    path: str | Path,
+    *,
+    device: str = "cpu",
+    dtype: Any = None,
+    revision: str | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer). `path` is a local directory or a hub id."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(path)
+    if local.exists():
+        check_weights_format(local, allow_pickle=allow_pickle)
+    common = dict(revision=revision, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), **common)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            dtype=dtype if dtype is not None else torch.float32,
+            use_safetensors=None if allow_pickle else True,
+            **common,
+            **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        raise RunError(f"could not load model from {path}: {exc}") from exc
+    if "device_map" not in kwargs and "quantization_config" not in kwargs:
+        model.to(device)
+    model.eval()
+    return model, tokenizer

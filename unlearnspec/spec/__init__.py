@@ -1,0 +1,1 @@
+"""Spec files: schema, claim language, loader with line numbers."""

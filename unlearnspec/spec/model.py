@@ -1,0 +1,153 @@
+"""The validated, typed form of a spec file and of its claims.
+
+These are plain frozen values: the loader (`spec.loader`) builds them from YAML, the claim
+parser (`spec.claims`) builds the expression trees, the engine and the plugin read them.
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Union
+
+from ..errors import Location
+
+SPEC_VERSION = 1
+
+# ---------------------------------------------------------------- claim expressions
+# `span` is (start, end) offsets into the claim's text, for carets under the bad part.
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    span: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    """`metric` measured on `model` (None = the claim's subject) after `transform` (None = fp).
+
+    After parsing, a bare model name such as `retrain` has been resolved to a MetricRef whose
+    metric is the claim's metric (the one on the left-hand side)."""
+
+    metric: str
+    model: str | None
+    transform: str | None
+    span: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: Literal["+", "-", "*", "/"]
+    left: "Expr"
+    right: "Expr"
+    span: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Expr"
+    span: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Call:
+    func: Literal["abs", "min", "max"]
+    args: tuple["Expr", ...]
+    span: tuple[int, int]
+
+
+Expr = Union[Num, MetricRef, BinOp, Neg, Call]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    op: Literal["<=", "<", ">=", ">", "=="]
+    left: Expr
+    right: Expr
+    span: tuple[int, int]
+
+
+# ---------------------------------------------------------------- spec entries
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A corpus in MUSE's layout: `builtin: tiny` (the embedded benchmark) or `path:` a local
+    directory / hub dataset id."""
+
+    name: str
+    loc: Location
+    builtin: str | None = None
+    path: str | None = None
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: a checkpoint (`path:`), a benchmark model (`builtin:`), or the output of an
+    unlearning run (`unlearn:` method + `from:` model + `data:` corpus + method options)."""
+
+    name: str
+    loc: Location
+    source: Literal["path", "builtin", "unlearn"]
+    path: str | None = None
+    builtin: str | None = None
+    method: str | None = None
+    from_: str | None = None
+    data: str | None = None
+    config: Any = None  # the method's config dataclass, for source == "unlearn"
+    revision: str | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    name: str
+    loc: Location
+    kind: str
+    config: Any  # the transform's config dataclass
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    loc: Location
+    kind: str
+    config: Any  # the metric's config dataclass
+    data: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    name: str
+    loc: Location  # the claim's `- name:` line
+    assert_loc: Location  # where the assert text starts (caret offsets are relative to it)
+    text: str
+    expr: Comparison
+    subjects: tuple[str, ...]
+    xfail: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    batch_size: int | Literal["auto"] = 32
+    max_models_in_memory: int = 2
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    version: int
+    seed: int
+    data: Mapping[str, DataSpec]
+    models: Mapping[str, ModelSpec]
+    transforms: Mapping[str, TransformSpec]
+    metrics: Mapping[str, MetricSpec]
+    claims: tuple[ClaimSpec, ...]
+    settings: Settings = field(default_factory=Settings)
+    text: str = ""  # the file's text, for hashing and error messages

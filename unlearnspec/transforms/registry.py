@@ -1,0 +1,81 @@
+"""Transforms a spec can name (`kind: rtn`). Torch-free: configs only.
+
+Implementations live in `unlearnspec.transforms.<kind>` and are imported when a run applies
+them. Third-party transforms register through the entry-point group `unlearnspec.transforms`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..registry import Component, Registry, check
+
+TRANSFORMS = Registry("transform", "unlearnspec.transforms")
+
+
+@dataclass(frozen=True)
+class RtnConfig:
+    """Round-to-nearest weight quantization in pure torch.
+
+    grid: `symmetric` (default) Δ = max|w| / (2^(N-1) - 1), codes in ±(2^(N-1) - 1), the form
+    deployed int-N kernels use; `paper` Δ = max|w| / 2^(N-1) as in the paper's Eq. 2, codes
+    clamped to [-2^(N-1), 2^(N-1) - 1]. `zero_point: true` uses an asymmetric min/max grid.
+    group_size: None = one scale per output channel; 0 = one per tensor; k = groups of k inputs.
+    """
+
+    bits: int = 4
+    group_size: int | None = None
+    grid: Literal["symmetric", "paper"] = "symmetric"
+    zero_point: bool = False
+    modules: Literal["decoder", "decoder+head", "all"] = "decoder"
+
+    def __post_init__(self) -> None:
+        check(2 <= self.bits <= 8, f"bits must be between 2 and 8, got {self.bits}", "bits")
+        check(self.group_size is None or self.group_size >= 0, "group_size must be >= 0",
+              "group_size")
+        check(self.grid in ("symmetric", "paper"), "grid must be 'symmetric' or 'paper'", "grid")
+        check(self.modules in ("decoder", "decoder+head", "all"),
+              "modules must be 'decoder', 'decoder+head' or 'all'", "modules")
+
+
+@dataclass(frozen=True)
+class BnbConfig:
+    """bitsandbytes through transformers' BitsAndBytesConfig: `int8` (LLM.int8), `nf4`, `fp4`."""
+
+    mode: Literal["int8", "nf4", "fp4"] = "nf4"
+    double_quant: bool = False
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    def __post_init__(self) -> None:
+        check(self.mode in ("int8", "nf4", "fp4"), "mode must be int8, nf4 or fp4", "mode")
+
+
+@dataclass(frozen=True)
+class GptqConfig:
+    """GPTQ / AWQ through a maintained library, calibrated on a corpus named in the spec."""
+
+    bits: int = 4
+    group_size: int = 128
+    calibration: str | None = None  # a `data:` name; its retain texts are the calibration set
+    n_samples: int = 128
+    seq_len: int = 256
+
+    def __post_init__(self) -> None:
+        check(self.bits in (2, 3, 4, 8), "bits must be 2, 3, 4 or 8", "bits")
+
+
+@dataclass(frozen=True)
+class DtypeConfig:
+    """A precision cast of all floating-point weights."""
+
+    dtype: Literal["float16", "bfloat16"] = "bfloat16"
+
+    def __post_init__(self) -> None:
+        check(self.dtype in ("float16", "bfloat16"), "dtype must be float16 or bfloat16", "dtype")
+
+
+TRANSFORMS.add(Component("rtn", RtnConfig, "unlearnspec.transforms.rtn:RtnTransform"))
+TRANSFORMS.add(Component("bnb", BnbConfig, "unlearnspec.transforms.bnb:BnbTransform"))
+TRANSFORMS.add(Component("gptq", GptqConfig, "unlearnspec.transforms.gptq:GptqTransform"))
+TRANSFORMS.add(Component("awq", GptqConfig, "unlearnspec.transforms.gptq:AwqTransform"))
+TRANSFORMS.add(Component("dtype", DtypeConfig, "unlearnspec.transforms.dtype:DtypeTransform"))
