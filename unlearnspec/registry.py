@@ -50,6 +50,9 @@ class Component:
     # free-form flags the engine reads, e.g. "weights" (a weight-space metric: needs a
     # transform and a reference model, no data) or "data" (needs a corpus)
     tags: frozenset[str] = frozenset()
+    # for metrics: the unit of the value ("percent", "auc", "fraction", ...). Claims may only
+    # add, subtract or compare metrics of one unit (numbers go with anything).
+    unit: str = ""
 
     def load(self) -> Any:
         module, _, attr = self.target.partition(":")

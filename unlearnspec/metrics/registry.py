@@ -71,17 +71,17 @@ class WeightMetricConfig:
 
 
 METRICS.add(Component("verbmem", VerbMemConfig, "unlearnspec.metrics.verbmem:verbmem",
-                      tags=frozenset({"data"})))
+                      tags=frozenset({"data"}), unit="percent"))
 METRICS.add(Component("knowmem", KnowMemConfig, "unlearnspec.metrics.knowmem:knowmem",
-                      tags=frozenset({"data"})))
+                      tags=frozenset({"data"}), unit="percent"))
 METRICS.add(Component("privleak", PrivLeakConfig, "unlearnspec.metrics.privleak:privleak_auc",
-                      tags=frozenset({"data", "reference"})))
+                      tags=frozenset({"data", "reference"}), unit="percent"))
 for _kind in ("mia_loss", "mia_zlib", "mia_mink", "mia_minkpp"):
     METRICS.add(Component(_kind, MiaConfig, f"unlearnspec.metrics.mia:{_kind}",
-                          tags=frozenset({"data"})))
+                          tags=frozenset({"data"}), unit="auc"))
 METRICS.add(Component("code_flip_rate", WeightMetricConfig,
                       "unlearnspec.transforms.weightspace:code_flip_rate",
-                      tags=frozenset({"weights"})))
+                      tags=frozenset({"weights"}), unit="fraction"))
 METRICS.add(Component("update_retention", WeightMetricConfig,
                       "unlearnspec.transforms.weightspace:update_retention",
-                      tags=frozenset({"weights"})))
+                      tags=frozenset({"weights"}), unit="ratio"))
