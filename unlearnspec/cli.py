@@ -1,0 +1,104 @@
+"""`unlearnspec` command line: validate, run, schema. Thin: it builds runs and asks the engine."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import UnlearnSpecError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .spec import load_spec
+
+    status = 0
+    for path in args.spec:
+        try:
+            spec = load_spec(Path(path))
+        except UnlearnSpecError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+            continue
+        n_items = sum(len(c.subjects) for c in spec.claims)
+        print(f"{path}: ok ({len(spec.models)} models, {len(spec.transforms)} transforms, "
+              f"{len(spec.metrics)} metrics, {len(spec.claims)} claims, {n_items} items)")
+    return status
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .engine.run import Run
+    from .report.terminal import render_matrix
+    from .spec import load_spec
+
+    try:
+        spec = load_spec(Path(args.spec))
+    except UnlearnSpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    run = Run(spec, cache_dir=Path(args.cache_dir), device=args.device,
+              progress=not args.quiet)
+    items = [(c, s) for c in spec.claims for s in c.subjects]
+    for claim, subject in items:
+        run.plan(run.measurements_of(claim, subject))
+    failed = 0
+    values: dict[str, float] = {}
+    for claim, subject in items:
+        name = f"{claim.name}[{subject}]"
+        try:
+            verdict = run.evaluate(claim, subject)
+        except UnlearnSpecError as exc:
+            print(f"ERROR  {name}\n{exc}")
+            failed += 1
+            continue
+        values.update(dict(verdict.terms))
+        if verdict.passed:
+            word = "XPASS" if claim.xfail else "PASS"
+        else:
+            word = "XFAIL" if claim.xfail else "FAIL"
+            failed += 0 if claim.xfail else 1
+        print(f"{word:6} {name}  (margin {verdict.margin:+.3g})")
+        if word in ("FAIL", "XFAIL") and not args.quiet:
+            print("       " + verdict.explain().replace("\n", "\n       "))
+    for m, r in run._results.items():
+        values.setdefault(m.label(), r.value)
+    print(render_matrix(values, width=120))
+    counts = ", ".join(f"{k} {run.stats.get(k, 0)}"
+                       for k in ("trained", "unlearned", "transformed", "measured"))
+    print(f"computed: {counts}")
+    run.close()
+    return 1 if failed else 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from .spec import spec_json_schema
+
+    print(json.dumps(spec_json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unlearnspec", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="parse and check spec files; computes nothing")
+    v.add_argument("spec", nargs="+")
+    v.set_defaults(func=_cmd_validate)
+    r = sub.add_parser("run", help="evaluate every claim of a spec (as pytest --unlearn-spec)")
+    r.add_argument("spec")
+    r.add_argument("--cache-dir", default=".unlearnspec")
+    r.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=_cmd_run)
+    s = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
+    s.set_defaults(func=_cmd_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The content-addressed run cache (`.unlearnspec/` by default).
+
+Two kinds of entries, both keyed by a hash of everything that determines them:
+- JSON records (metric results): one file, written to a temp name, fsynced, `os.replace`d
+  into place, carrying a checksum of its payload. A truncated or corrupt file is reported,
+  removed and recomputed, never trusted.
+- Artifacts (checkpoint directories): built in a temp directory under a file lock, then
+  renamed into place with a `.complete` marker listing each file's size and checksum; a
+  directory without a valid marker is rebuilt. xdist workers and concurrent sessions share
+  entries through the locks, so nothing is computed twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from filelock import FileLock
+
+from ..errors import RunError
+
+log = logging.getLogger("unlearnspec")
+
+MARKER = ".complete"
+
+
+def content_key(*parts: Any) -> str:
+    """A stable hash of JSON-able parts (dict order does not matter)."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Cache:
+    """`stats` counts hits and misses per entry kind, so a caller can show that a warm rerun
+    computed nothing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.stats: Counter[str] = Counter()
+
+    # -- JSON records --------------------------------------------------------------------
+    def _json_path(self, kind: str, key: str) -> Path:
+        return self.root / kind / key[:2] / f"{key}.json"
+
+    def get_json(self, kind: str, key: str) -> Any | None:
+        path = self._json_path(kind, key)
+        if not path.is_file():
+            self.stats[f"{kind}.miss"] += 1
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            payload = record["payload"]
+            ok = record["sha256"] == hashlib.sha256(
+                json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            log.warning("unlearnspec: cache entry %s is corrupt; recomputing it", path)
+            self.stats["corrupt"] += 1
+            path.unlink(missing_ok=True)
+            self.stats[f"{kind}.miss"] += 1
+            return None
+        self.stats[f"{kind}.hit"] += 1
+        return payload
+
+    def put_json(self, kind: str, key: str, payload: Any) -> None:
+        path = self._json_path(kind, key)
+        record = {
+            "sha256": hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(),
+            "payload": payload,
+        }
+        self._atomic_write(path, json.dumps(record, sort_keys=True).encode())
+
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise RunError(f"could not write the cache entry {path}: {exc.strerror or exc}. "
+                           f"Free space in {self.root} or point --unlearn-cache-dir elsewhere."
+                           ) from exc
+        _fsync_dir(path.parent)
+
+    # -- artifacts -----------------------------------------------------------------------
+    def artifact_dir(self, kind: str, key: str) -> Path:
+        return self.root / kind / key
+
+    def lock(self, kind: str, key: str) -> FileLock:
+        lock_path = self.root / "locks" / f"{kind}-{key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        # a lock held by a killed process is released by the OS (flock), so never stale
+        return FileLock(str(lock_path))
+
+    def is_complete(self, path: Path) -> bool:
+        marker = path / MARKER
+        if not marker.is_file():
+            return False
+        try:
+            files = json.loads(marker.read_text())
+            return all((path / name).is_file() and (path / name).stat().st_size == size
+                       for name, size in files.items())
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def artifact(self, kind: str, key: str, build: Callable[[Path], Any]) -> Path:
+        """The directory for (kind, key), built by `build(tmp_dir)` if it is not complete."""
+        final = self.artifact_dir(kind, key)
+        if self.is_complete(final):
+            self.stats[f"{kind}.hit"] += 1
+            return final
+        with self.lock(kind, key):
+            if self.is_complete(final):  # another worker built it while we waited
+                self.stats[f"{kind}.hit"] += 1
+                return final
+            self.stats[f"{kind}.miss"] += 1
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{key[:8]}-"))
+            try:
+                build(tmp)
+                sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+                (tmp / MARKER).write_text(json.dumps(sizes, sort_keys=True))
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+                _fsync_dir(final.parent)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RunError(f"could not write the cache artifact {final}: "
+                               f"{exc.strerror or exc}. Free space in {self.root} or point "
+                               f"--unlearn-cache-dir elsewhere.") from exc
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return final

@@ -1,0 +1,424 @@
+"""A run: the evaluation of one spec, as a graph of cached artifacts and measurements.
+
+Nodes and their keys (a hash of the inputs' keys + own config + component version):
+- data       builtin corpus / local dir (content fingerprint) / hub id + revision
+- model      builtin (weights digest) / path (files' sizes + mtimes, or hub id + revision) /
+             unlearned (method, config, source model key, data key, seed)
+- measurement  metric kind + config, model key, transform key, data key, device type
+
+Measurements that share a (model, transform) are computed together while that model is
+loaded, so each model is loaded and transformed once per session; at most
+`settings.max_models_in_memory` models are held at a time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .. import __version__
+from ..errors import RunError
+from ..metrics.registry import METRICS
+from ..metrics.result import MetricResult
+from ..spec.model import ClaimSpec, MetricRef, Spec
+from ..transforms.registry import TRANSFORMS
+from ..unlearn.registry import METHODS
+from .cache import Cache, content_key, file_digest
+
+log = logging.getLogger("unlearnspec")
+
+
+@dataclass(frozen=True, order=True)
+class Measurement:
+    """`metric` (a spec metric name) on `model` after `transform` (None = full precision)."""
+
+    metric: str
+    model: str
+    transform: str | None = None
+
+    def label(self) -> str:
+        at = f" @ {self.transform}" if self.transform else ""
+        return f"{self.metric}[{self.model}{at}]"
+
+
+def _asdict(config: Any) -> Any:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+
+
+class Run:
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        cache_dir: Path,
+        device: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.cache = Cache(cache_dir)
+        self._device = device or spec.settings.device
+        self.progress = progress
+        self.stats: Counter[str] = Counter()  # trained, unlearned, transformed, measured, ...
+        self._pending: dict[tuple[str, str | None], set[str]] = {}
+        self._loaded: OrderedDict[tuple[str, str | None], tuple[Any, Any]] = OrderedDict()
+        self._model_keys: dict[str, str] = {}
+        self._model_paths: dict[str, Path] = {}
+        self._data_paths: dict[str, Path] = {}
+        self._data_keys: dict[str, str] = {}
+        self._transforms: dict[str, Any] = {}
+        self._results: dict[Measurement, MetricResult] = {}
+        self.logs: dict[str, Any] = {}  # model name -> unlearning log
+
+    # ------------------------------------------------------------------ environment
+    @property
+    def device(self) -> str:
+        if self._device == "auto":
+            import torch
+
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
+    # ------------------------------------------------------------------ data
+    def data_path(self, name: str) -> Path:
+        if name not in self._data_paths:
+            ds = self.spec.data[name]
+            if ds.builtin:
+                from ..bench import ensure_data
+
+                self._data_paths[name] = ensure_data(ds.builtin, self.cache.root)
+            else:
+                self._data_paths[name] = self._resolve_corpus(ds.path, ds.revision)
+        return self._data_paths[name]
+
+    def _resolve_corpus(self, path: str, revision: str | None) -> Path:
+        from ..models.hub import resolve_local, snapshot
+
+        local = resolve_local(path, self.spec.path.parent)
+        if local is not None:
+            return local
+        return snapshot(path, revision=revision, repo_type="dataset")
+
+    def corpus(self, name: str) -> Any:
+        from ..data import Corpus
+
+        return Corpus(self.data_path(name))
+
+    def data_key(self, name: str) -> str:
+        if name not in self._data_keys:
+            self._data_keys[name] = content_key("data", self.corpus(name).fingerprint)
+        return self._data_keys[name]
+
+    def _data_of(self, metric: str) -> str | None:
+        ms = self.spec.metrics[metric]
+        if ms.data:
+            return ms.data
+        if "data" in METRICS.get(ms.kind).tags and len(self.spec.data) == 1:
+            return next(iter(self.spec.data))
+        return None
+
+    # ------------------------------------------------------------------ models
+    def model_path(self, name: str) -> Path | str:
+        """A local checkpoint directory for the model (building/training it if needed), or a
+        hub id for hub models."""
+        if name in self._model_paths:
+            return self._model_paths[name]
+        ms = self.spec.models[name]
+        if ms.source == "builtin":
+            from ..bench import ensure_model
+
+            before = time.monotonic()
+            path = ensure_model(ms.builtin, self.cache.root, progress=self.progress)
+            if time.monotonic() - before > 1.0:
+                self.stats["trained"] += 1
+        elif ms.source == "path":
+            from ..models.hub import resolve_checkpoint
+
+            path = resolve_checkpoint(ms.path, revision=ms.revision, base=self.spec.path.parent,
+                                      allow_pickle=ms.allow_pickle)
+        else:
+            path = self.cache.artifact("models", self.model_key(name),
+                                       lambda out: self._unlearn(name, out))
+            log_file = path / "unlearn_log.json"
+            if log_file.is_file():
+                self.logs[name] = json.loads(log_file.read_text())
+        self._model_paths[name] = path
+        return path
+
+    def model_key(self, name: str) -> str:
+        if name in self._model_keys:
+            return self._model_keys[name]
+        ms = self.spec.models[name]
+        if ms.source == "builtin":
+            path = Path(self.model_path(name))
+            digests = {p.name: file_digest(p) for p in sorted(path.glob("*.safetensors"))}
+            key = content_key("builtin", ms.builtin, digests)
+        elif ms.source == "path":
+            path = self.model_path(name)
+            if isinstance(path, Path) and path.is_dir():
+                files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                               for p in path.iterdir() if p.is_file())
+                key = content_key("path", str(path.resolve()), files)
+            else:
+                key = content_key("hub", ms.path, ms.revision)
+        else:
+            comp = METHODS.get(ms.method)
+            seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
+            key = content_key(
+                "unlearn", ms.method, comp.target, _asdict(ms.config), self.model_key(ms.from_),
+                self.data_key(self._unlearn_data(name)), seed, __version__,
+                getattr(comp.load(), "VERSION", "0"), self.device_type,
+            )
+        self._model_keys[name] = key
+        return key
+
+    def _unlearn_data(self, name: str) -> str:
+        ms = self.spec.models[name]
+        if ms.data:
+            return ms.data
+        if len(self.spec.data) == 1:
+            return next(iter(self.spec.data))
+        raise RunError(f"{ms.loc}: model '{name}' needs `data:` (the spec has several corpora)")
+
+    def _unlearn(self, name: str, out: Path) -> None:
+        from ..unlearn import run_unlearning
+
+        ms = self.spec.models[name]
+        corpus = self.corpus(self._unlearn_data(name))
+        seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
+        started = time.monotonic()
+        result = run_unlearning(
+            METHODS.get(ms.method), ms.config, base=Path(self.model_path(ms.from_)),
+            forget=corpus.raw("forget"), retain=corpus.raw("retain"), out=out, seed=seed,
+            device=self.device, progress=self.progress,
+        )
+        self.stats["unlearned"] += 1
+        log.info("unlearnspec: unlearned %s in %.1fs", name, time.monotonic() - started)
+        (out / "unlearn_log.json").write_text(json.dumps(result, default=str))
+
+    def transform(self, name: str) -> Any:
+        if name not in self._transforms:
+            ts = self.spec.transforms[name]
+            self._transforms[name] = TRANSFORMS.get(ts.kind).load()(ts.config)
+        return self._transforms[name]
+
+    def transform_key(self, name: str | None) -> str:
+        if name is None:
+            return "fp"
+        ts = self.spec.transforms[name]
+        return content_key("transform", ts.kind, _asdict(ts.config),
+                           getattr(self.transform(name), "VERSION", "0"))
+
+    def _load(self, model: str, transform: str | None) -> tuple[Any, Any]:
+        slot = (model, transform)
+        if slot in self._loaded:
+            self._loaded.move_to_end(slot)
+            return self._loaded[slot]
+        limit = max(1, self.spec.settings.max_models_in_memory)
+        while len(self._loaded) >= limit:
+            self._loaded.popitem(last=False)
+            self._free_memory()
+        from ..models.loading import load_causal_lm
+
+        ms = self.spec.models[model]
+        path = self.model_path(model)
+        m, tok = load_causal_lm(path, device=self.device, revision=ms.revision,
+                                allow_pickle=ms.allow_pickle,
+                                trust_remote_code=ms.trust_remote_code)
+        self.stats["loaded"] += 1
+        if transform is not None:
+            from ..transforms.base import TransformContext
+
+            ts = self.spec.transforms[transform]
+            calib_data = getattr(ts.config, "calibration", None)
+            calibration = self.corpus(calib_data).raw("retain") if calib_data else None
+            ctx = TransformContext(checkpoint=Path(path), tokenizer=tok, device=self.device,
+                                   calibration=calibration)
+            try:
+                m = self.transform(transform).apply(m, ctx)
+            except RunError:
+                raise
+            except Exception as exc:
+                raise RunError(f"{ts.loc}: transform '{transform}' ({ts.kind}) failed on model "
+                               f"'{model}': {type(exc).__name__}: {exc}") from exc
+            self.stats["transformed"] += 1
+        self._loaded[slot] = (m, tok)
+        return m, tok
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    # ------------------------------------------------------------------ measurements
+    def plan(self, measurements: Iterable[Measurement]) -> None:
+        """Declare what will be asked, so one model load serves all its measurements."""
+        for m in measurements:
+            for dep in self._raw_needs(m):
+                self._pending.setdefault((dep.model, dep.transform), set()).add(dep.metric)
+
+    def _raw_needs(self, m: Measurement) -> list[Measurement]:
+        ms = self.spec.metrics[m.metric]
+        comp = METRICS.get(ms.kind)
+        if "weights" in comp.tags:
+            return []
+        if ms.kind == "privleak":
+            needs = [m]
+            if ms.config.auc_retrain is None:
+                needs.append(Measurement(m.metric, ms.config.reference))
+            return needs
+        return [m]
+
+    def measurement_key(self, m: Measurement, *, raw: bool = False) -> str:
+        ms = self.spec.metrics[m.metric]
+        comp = METRICS.get(ms.kind)
+        data = self._data_of(m.metric)
+        parts: list[Any] = [
+            "metric", ms.kind, "raw" if raw else "", _asdict(ms.config), comp.target,
+            self.model_key(m.model), self.transform_key(m.transform),
+            self.data_key(data) if data else None, __version__, self.device_type,
+        ]
+        if "weights" in comp.tags:
+            parts.append(self.model_key(self._weights_reference(m)))
+        elif ms.kind == "privleak" and not raw and ms.config.auc_retrain is None:
+            parts.append(self.measurement_key(Measurement(m.metric, ms.config.reference),
+                                              raw=True))
+        return content_key(*parts)
+
+    def measure(self, m: Measurement) -> MetricResult:
+        if m in self._results:
+            return self._results[m]
+        key = self.measurement_key(m)
+        cached = self.cache.get_json("metrics", key)
+        if cached is not None:
+            result = MetricResult.from_json(cached)
+        else:
+            result = self._compute(m)
+            self.cache.put_json("metrics", key, result.to_json())
+        self._results[m] = result
+        return result
+
+    def _compute(self, m: Measurement) -> MetricResult:
+        ms = self.spec.metrics[m.metric]
+        comp = METRICS.get(ms.kind)
+        if "weights" in comp.tags:
+            if m.transform is None:
+                raise RunError(f"{ms.loc}: '{m.metric}' compares quantized weights and needs a "
+                               f"transform: write {m.metric} @ <transform>")
+            ref = self._weights_reference(m)
+            result = comp.load()(Path(self.model_path(ref)), Path(self.model_path(m.model)),
+                                 self.transform(m.transform))
+            self.stats["measured"] += 1
+            return result
+        if ms.kind == "privleak":
+            from ..metrics.privleak import privleak_score
+
+            auc = self._raw(m)
+            if ms.config.auc_retrain is not None:
+                auc_ref = float(ms.config.auc_retrain)
+            else:
+                auc_ref = self._raw(Measurement(m.metric, ms.config.reference)).value
+            return MetricResult(
+                value=privleak_score(auc.value, auc_ref), n=auc.n, per_sample=auc.per_sample,
+                details={**auc.details, "auc": auc.value, "auc_retrain": auc_ref},
+            )
+        return self._raw(m)
+
+    def _weights_reference(self, m: Measurement) -> str:
+        ms = self.spec.metrics[m.metric]
+        ref = ms.config.reference or self.spec.models[m.model].from_
+        if ref is None:
+            raise RunError(f"{ms.loc}: '{m.metric}' compares '{m.model}' with the model it was "
+                           f"unlearned from, but '{m.model}' has no `from:`; set `reference:` "
+                           f"on the metric")
+        return ref
+
+    def _raw(self, m: Measurement) -> MetricResult:
+        """A data metric's own value (for privleak: the Min-K% AUC), cached on its own, and
+        computed together with every other pending measurement of the same loaded model."""
+        key = self.measurement_key(m, raw=True)
+        cached = self.cache.get_json("raw", key)
+        if cached is not None:
+            return MetricResult.from_json(cached)
+        slot = (m.model, m.transform)
+        group = sorted(self._pending.pop(slot, set()) | {m.metric})
+        model, tok = self._load(*slot)
+        wanted: MetricResult | None = None
+        for metric in group:
+            other = Measurement(metric, m.model, m.transform)
+            okey = self.measurement_key(other, raw=True)
+            result = MetricResult.from_json(cached) if (
+                cached := self.cache.get_json("raw", okey)) is not None else None
+            if result is None:
+                result = self._compute_data_metric(other, model, tok)
+                self.cache.put_json("raw", okey, result.to_json())
+            if metric == m.metric:
+                wanted = result
+        assert wanted is not None
+        return wanted
+
+    def _compute_data_metric(self, m: Measurement, model: Any, tok: Any) -> MetricResult:
+        ms = self.spec.metrics[m.metric]
+        fn = METRICS.get(ms.kind).load()
+        data = self._data_of(m.metric)
+        corpus = self.corpus(data) if data else None
+        started = time.monotonic()
+        try:
+            result = fn(model, tok, corpus, ms.config, batch_size=self.spec.settings.batch_size)
+        except RunError:
+            raise
+        except Exception as exc:
+            raise RunError(f"{ms.loc}: computing {m.label()} failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+        self.stats["measured"] += 1
+        log.info("unlearnspec: %s = %.4g (n=%d, %.1fs)", m.label(), result.value, result.n,
+                 time.monotonic() - started)
+        return result
+
+    # ------------------------------------------------------------------ claims
+    def measurements_of(self, claim: ClaimSpec, subject: str) -> list[Measurement]:
+        """Every measurement a claim needs for one subject (for planning)."""
+        out: list[Measurement] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, MetricRef):
+                out.append(Measurement(node.metric, node.model or subject, node.transform))
+            for f in ("left", "right", "operand"):
+                if hasattr(node, f):
+                    walk(getattr(node, f))
+            for a in getattr(node, "args", ()):
+                walk(a)
+
+        walk(claim.expr)
+        return out
+
+    def value(self, ref: MetricRef, subject: str) -> float:
+        m = Measurement(ref.metric, ref.model or subject, ref.transform)
+        result = self.measure(m)
+        if result.n <= 0:
+            raise RunError(f"{m.label()} was computed over zero samples: check the metric's "
+                           f"data ({self.spec.metrics[m.metric].loc})")
+        return result.value
+
+    def evaluate(self, claim: ClaimSpec, subject: str) -> Any:
+        from ..spec import evaluate_claim
+
+        return evaluate_claim(claim, subject, lambda ref: self.value(ref, subject))
+
+    def close(self) -> None:
+        self._loaded.clear()
+        self._free_memory()

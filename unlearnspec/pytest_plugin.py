@@ -1,0 +1,233 @@
+"""The pytest plugin: spec files become test items, one per claim × subject.
+
+`pytest --unlearn-spec specs/tiny.yaml` (repeatable), or any `*.unlearn.yaml` file under the
+test paths. This module imports no torch or transformers: pytest in a project that merely has
+unlearnspec installed pays nothing; the engine is imported when a claim first runs.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+from .errors import UnlearnSpecError
+
+if TYPE_CHECKING:
+    from .engine.run import Run
+    from .spec.model import ClaimSpec, Spec
+
+OPT_SPEC = "--unlearn-spec"
+OPT_CACHE_DIR = "--unlearn-cache-dir"
+OPT_NO_CACHE = "--unlearn-no-cache"
+OPT_DEVICE = "--unlearn-device"
+SPEC_SUFFIX = ".unlearn.yaml"
+PROP_PREFIX = "unlearnspec."  # user_properties that are bookkeeping, not metric values
+
+
+@dataclass
+class PluginState:
+    spec_paths: set[Path]
+    cache_dir: Path
+    temp_cache: bool
+    device: str | None
+    progress: bool
+    runs: dict[Path, "Run"] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)  # "metric[model @ t]" -> value
+    counts: dict[str, int] = field(default_factory=dict)
+    verdicts: list[tuple[str, str]] = field(default_factory=list)  # (nodeid, outcome)
+
+    def run_for(self, spec: "Spec", items: list[pytest.Item]) -> "Run":
+        path = spec.path
+        if path not in self.runs:
+            from .engine.run import Run
+
+            run = Run(spec, cache_dir=self.cache_dir, device=self.device,
+                      progress=self.progress)
+            # plan every selected claim of this spec, so each model loads once
+            for item in items:
+                if isinstance(item, ClaimItem) and item.spec.path == path:
+                    run.plan(item.measurements(run))
+            self.runs[path] = run
+        return self.runs[path]
+
+
+STATE = pytest.StashKey[PluginState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("unlearnspec", "claims about unlearned models")
+    group.addoption(OPT_SPEC, action="append", default=[], metavar="PATH",
+                    help="run the claims of this spec file (repeatable)")
+    group.addoption(OPT_CACHE_DIR, default=None, metavar="DIR",
+                    help="where trained models and measurements are cached "
+                         "(default: .unlearnspec/ in the rootdir)")
+    group.addoption(OPT_NO_CACHE, action="store_true", default=False,
+                    help="use a throw-away cache: recompute everything")
+    group.addoption(OPT_DEVICE, default=None, metavar="DEVICE",
+                    help="cpu, cuda, cuda:N or auto (default: the spec's settings.device)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "unlearn: a claim from an unlearnspec spec file")
+    specs = [Path(p).resolve() for p in config.getoption("unlearn_spec") or []]
+    for p in specs:
+        if not p.is_file():
+            raise pytest.UsageError(f"{OPT_SPEC} {p}: no such file")
+    if specs:
+        explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+        config.args = (list(config.args) if explicit else []) + [str(p) for p in specs]
+    no_cache = config.getoption("unlearn_no_cache")
+    cache_opt = config.getoption("unlearn_cache_dir")
+    if no_cache:
+        cache_dir, temp = Path(tempfile.mkdtemp(prefix="unlearnspec-")), True
+    else:
+        cache_dir, temp = Path(cache_opt or config.rootpath / ".unlearnspec"), False
+    quiet = config.get_verbosity() < 0
+    state = PluginState(
+        spec_paths=set(specs), cache_dir=cache_dir.resolve(), temp_cache=temp,
+        device=config.getoption("unlearn_device"), progress=not quiet,
+    )
+    config.stash[STATE] = state
+    config.pluginmanager.register(_Collector(state), "unlearnspec-collector")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    state = parent.config.stash[STATE]
+    if file_path.name.endswith(SPEC_SUFFIX) or file_path.resolve() in state.spec_paths:
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+class SpecFile(pytest.File):
+    spec: "Spec"
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from .spec import load_spec
+
+        self.spec = load_spec(self.path)
+        for claim in self.spec.claims:
+            for subject in claim.subjects:
+                item = ClaimItem.from_parent(self, name=f"{claim.name}[{subject}]",
+                                             claim=claim, subject=subject)
+                item.add_marker(pytest.mark.unlearn)
+                if claim.xfail:
+                    item.add_marker(pytest.mark.xfail(reason=claim.xfail, strict=False))
+                yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+                     ) -> Any:
+        if isinstance(excinfo.value, UnlearnSpecError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class ClaimFailed(AssertionError):
+    def __init__(self, explanation: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+
+
+class ClaimItem(pytest.Item):
+    def __init__(self, *, claim: "ClaimSpec", subject: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.claim = claim
+        self.subject = subject
+
+    @property
+    def spec(self) -> "Spec":
+        return self.parent.spec  # type: ignore[union-attr]
+
+    def measurements(self, run: "Run") -> list[Any]:
+        from .engine.run import Measurement
+
+        needed = run.measurements_of(self.claim, self.subject)
+        # the untransformed baselines too: a failure shows them
+        return needed + [Measurement(m.metric, m.model) for m in needed if m.transform]
+
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        run = state.run_for(self.spec, self.session.items)
+        before = dict(run.stats)
+        try:
+            verdict = run.evaluate(self.claim, self.subject)
+        finally:
+            for k, v in run.stats.items():
+                if v - before.get(k, 0):
+                    self.user_properties.append((f"{PROP_PREFIX}count.{k}", v - before.get(k, 0)))
+        for label, value in verdict.terms:
+            self.user_properties.append((label, value))
+        for m in self.measurements(run):
+            if m in run._results:
+                self.user_properties.append((m.label(), run._results[m].value))
+        self.user_properties.append((f"{PROP_PREFIX}margin", verdict.margin))
+        if not verdict.passed:
+            raise ClaimFailed(verdict.explain(lambda ref: self._baseline(run, ref)))
+
+    def _baseline(self, run: "Run", ref: Any) -> float | None:
+        from .engine.run import Measurement
+
+        m = Measurement(ref.metric, ref.model or self.subject)
+        try:
+            return run.measure(m).value
+        except UnlearnSpecError:
+            return None
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+                     ) -> Any:
+        if isinstance(excinfo.value, ClaimFailed):
+            return f"claim '{self.claim.name}' ({self.claim.loc}) failed for " \
+                   f"{self.subject}:\n    {self.claim.text}\n{excinfo.value.explanation}"
+        if isinstance(excinfo.value, UnlearnSpecError):
+            return f"claim '{self.claim.name}' ({self.claim.loc}) for {self.subject} could " \
+                   f"not be evaluated:\n{excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.claim.loc.line - 1, f"{self.path.name}::{self.name}"
+
+
+class _Collector:
+    """Gathers metric values and work counts from test reports — on xdist's controller too,
+    where the reports arrive from the workers — for the end-of-session summary."""
+
+    def __init__(self, state: PluginState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name.startswith(f"{PROP_PREFIX}count."):
+                key = name[len(PROP_PREFIX) + len("count."):]
+                self.state.counts[key] = self.state.counts.get(key, 0) + int(value)
+            elif not name.startswith(PROP_PREFIX) and isinstance(value, (int, float)):
+                self.state.values[name] = float(value)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
+                            ) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.values:
+        return
+    from .report.terminal import render_matrix
+
+    tr = terminalreporter
+    tr.write_sep("=", "unlearnspec measurements")
+    tr.write(render_matrix(state.values, width=tr._tw.fullwidth, color=tr.hasmarkup))
+    counts = ", ".join(f"{k} {state.counts.get(k, 0)}"
+                       for k in ("trained", "unlearned", "transformed", "measured"))
+    tr.write_line(f"computed this session: {counts}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    for run in state.runs.values():
+        run.close()
+    if state.temp_cache:
+        shutil.rmtree(state.cache_dir, ignore_errors=True)
