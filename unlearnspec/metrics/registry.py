@@ -85,3 +85,81 @@ METRICS.add(Component("code_flip_rate", WeightMetricConfig,
 METRICS.add(Component("update_retention", WeightMetricConfig,
                       "unlearnspec.transforms.weightspace:update_retention",
                       tags=frozenset({"weights"}), unit="ratio"))
+
+
+# --- utility metrics: read a local file (`path:`) in a public dataset's format, not the corpus
+
+@dataclass(frozen=True)
+class FluencyConfig:
+    """Weighted bi-/tri-gram entropy of greedy generations for instructions in `path`
+    (AlpacaEval's JSON: records with an `instruction` field; or a list of strings)."""
+
+    path: str
+    max_new_tokens: int = 128
+    template: str = "{instruction}\n"
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local instructions file", "path")
+        check(self.max_new_tokens > 0, "max_new_tokens must be positive", "max_new_tokens")
+        check("{instruction}" in self.template, "template must contain '{instruction}'",
+              "template")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
+
+
+@dataclass(frozen=True)
+class MultipleChoiceConfig:
+    """Accuracy × 100 of picking the choice with the highest answer log-likelihood after
+    `shots` solved examples. `path`: MMLU (records with question/choices/answer, or the
+    original headerless CSV) or TruthfulQA (records with `mc1_targets`). Few-shot examples come
+    from `fewshot_path`, else from the first `shots` records of `path` (not evaluated).
+    `normalize`: "mean" = per-token log-likelihood (answer perplexity), "sum" = total."""
+
+    path: str
+    shots: int = 5
+    fewshot_path: str | None = None
+    normalize: Literal["mean", "sum"] = "mean"
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local data file", "path")
+        check(self.shots >= 0, "shots must be 0 or more", "shots")
+        check(self.normalize in ("mean", "sum"), "normalize must be 'mean' or 'sum'",
+              "normalize")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
+
+
+@dataclass(frozen=True)
+class TruthfulQAConfig(MultipleChoiceConfig):
+    shots: int = 6
+    normalize: Literal["mean", "sum"] = "sum"
+
+
+@dataclass(frozen=True)
+class TriviaQAConfig:
+    """Token F1 × 100 (best over accepted aliases) of a greedy answer after `shots` examples.
+    `path`: TriviaQA records (`question` + `answer: {value, aliases}`, or the original
+    `{"Data": [{"Question", "Answer": {"Value", "Aliases"}}]}`)."""
+
+    path: str
+    shots: int = 6
+    fewshot_path: str | None = None
+    max_new_tokens: int = 32
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local data file", "path")
+        check(self.shots >= 0, "shots must be 0 or more", "shots")
+        check(self.max_new_tokens > 0, "max_new_tokens must be positive", "max_new_tokens")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
+
+
+METRICS.add(Component("fluency", FluencyConfig, "unlearnspec.metrics.utility:fluency",
+                      tags=frozenset({"utility"}), unit="bits"))
+METRICS.add(Component("mmlu", MultipleChoiceConfig, "unlearnspec.metrics.utility:mc_accuracy",
+                      tags=frozenset({"utility"}), unit="percent"))
+METRICS.add(Component("truthfulqa_mc1", TruthfulQAConfig,
+                      "unlearnspec.metrics.utility:mc_accuracy",
+                      tags=frozenset({"utility"}), unit="percent"))
+METRICS.add(Component("triviaqa", TriviaQAConfig, "unlearnspec.metrics.utility:qa_f1_score",
+                      tags=frozenset({"utility"}), unit="percent"))

@@ -1,0 +1,129 @@
+"""A MUSE corpus from the Hugging Face hub (e.g. `muse-bench/MUSE-News`), or from a local
+copy of a hub dataset repo, converted once into MUSE's JSON layout (`muse.Corpus`).
+
+A hub dataset repo stores each subset's splits as files `SUBSET/SPLIT-*.parquet` (the
+layout `datasets` writes); JSON / JSONL files in the same places are read too. Honours
+`HF_HUB_OFFLINE`: offline, only what is already in the local hub cache is used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import MissingExtraError, RunError
+from .files import read_records
+from .muse import Corpus
+
+# subset -> (split on the hub, file in MUSE's layout, fields kept; () = plain text)
+LAYOUT: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
+    "verbmem": [("forget", "verbmem/forget.json", ("prompt", "gt"))],
+    "knowmem": [(s, f"knowmem/{s}.json", ("question", "answer"))
+                for s in ("forget_qa", "retain_qa", "forget_qa_icl", "retain_qa_icl")],
+    "privleak": [(s, f"privleak/{s}.json", ()) for s in ("forget", "retain", "holdout")],
+    "raw": [("forget", "raw/forget.json", ()), ("retain1", "raw/retain.json", ()),
+            ("retain2", "raw/retain2.json", ()), ("holdout", "raw/holdout.json", ())],
+}
+REQUIRED = {"verbmem/forget.json", "knowmem/forget_qa.json", "privleak/forget.json",
+            "privleak/holdout.json"}
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _split_files(snapshot: Path, subset: str, split: str) -> list[Path]:
+    """The files holding one split; a sharded split (`SPLIT-00000-of-00002.parquet`, ...)
+    gives all its shards in order."""
+    for pattern in (f"{split}-*.parquet", f"{split}.parquet", f"{split}-*.jsonl",
+                    f"{split}.jsonl", f"{split}.json"):
+        found = sorted((snapshot / subset).glob(pattern))
+        if found:
+            return found
+    return []
+
+
+def _convert(snapshot: Path, out: Path) -> list[str]:
+    written = []
+    for subset, splits in LAYOUT.items():
+        for split, target, fields in splits:
+            files = _split_files(snapshot, subset, split)
+            if not files:
+                continue
+            rows = [r for f in files for r in read_records(f)]
+            if fields:
+                data = [{k: r[k] for k in fields} for r in rows]
+            else:
+                data = [r["text"] if isinstance(r, dict) else r for r in rows]
+            dest = out / target
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+            written.append(target)
+    return written
+
+
+def corpus_from_snapshot(snapshot: str | Path, cache_dir: str | Path) -> Corpus:
+    """Convert a local hub-layout directory into MUSE's layout under `cache_dir` (once per
+    content; atomic, so concurrent workers never see half a corpus)."""
+    snapshot = Path(snapshot)
+    h = hashlib.sha256()
+    for f in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(snapshot)).encode() + b"\0" + f.read_bytes())
+    out = Path(cache_dir) / f"muse-{h.hexdigest()[:16]}"
+    if out.is_dir():
+        return Corpus(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-muse-"))
+    try:
+        written = _convert(snapshot, tmp)
+        missing = sorted(REQUIRED - set(written))
+        if missing:
+            raise RunError(f"{snapshot} is not a MUSE dataset: no data for "
+                           f"{', '.join(missing)} (expected e.g. verbmem/forget-*.parquet)")
+        try:
+            tmp.rename(out)
+        except OSError:  # another worker won the race; its copy is identical
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Corpus(out)
+
+
+def corpus_from_hub(repo_id: str, cache_dir: str | Path, *, revision: str | None = None) -> Corpus:
+    """Download (or, offline, find in the hub cache) dataset `repo_id` and convert it."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise MissingExtraError(f"loading corpus '{repo_id}' from the hub", "hub",
+                                "huggingface_hub") from None
+    offline = _offline()
+    try:
+        snapshot = snapshot_download(
+            repo_id, repo_type="dataset", revision=revision, local_files_only=offline,
+            allow_patterns=[f"{s}/*" for s in LAYOUT],
+        )
+    except Exception as exc:  # noqa: BLE001 - hub errors vary by version; all mean "not here"
+        if offline:
+            raise RunError(f"HF_HUB_OFFLINE is set and dataset '{repo_id}' is not in the "
+                           f"local hub cache: run once online, or point the spec's data at "
+                           f"a local directory in MUSE's layout") from exc
+        raise RunError(f"could not download dataset '{repo_id}' from the hub: {exc}") from exc
+    return corpus_from_snapshot(snapshot, cache_dir)
+
+
+def load_corpus(source: str | Path, cache_dir: str | Path, *,
+                revision: str | None = None) -> Corpus:
+    """A corpus from a local MUSE-layout directory, a local hub-layout directory, or a hub id."""
+    path = Path(source)
+    if path.is_dir():
+        if (path / "verbmem" / "forget.json").is_file() or (path / "privleak").is_dir() and \
+                (path / "privleak" / "forget.json").is_file():
+            return Corpus(path)
+        return corpus_from_snapshot(path, cache_dir)
+    if path.exists() or str(source).count("/") != 1:
+        raise RunError(f"data source '{source}' is neither a directory nor a hub dataset id "
+                       f"(owner/name)")
+    return corpus_from_hub(str(source), cache_dir, revision=revision)
