@@ -1,0 +1,196 @@
+"""Deciding a claim for one subject, and saying why.
+
+`evaluate_claim` walks the claim's tree with plain float arithmetic (in the tree's order, so the
+result equals the same expression computed directly). A term that is NaN or infinite, a
+division by zero, or an overflow raises `ClaimNotComputable`: a claim that cannot be decided
+is an error, never a pass.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from ..errors import RunError
+from .model import BinOp, Call, ClaimSpec, Expr, MetricRef, Neg, Num
+
+EQ_TOLERANCE = 1e-9
+_NEGATED = {"<=": ">", "<": ">=", ">=": "<", ">": "<=", "==": "!="}
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
+_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+}
+
+Baseline = Callable[[MetricRef], "float | None"]
+
+
+class ClaimNotComputable(RunError):
+    """A claim's value could not be computed (a NaN or infinite term, a division by zero).
+    `term` names the culprit as the explanation would print it."""
+
+    def __init__(self, message: str, term: str | None = None) -> None:
+        super().__init__(message)
+        self.term = term
+
+
+def format_value(value: float) -> str:
+    """One decimal for everyday magnitudes (51.4); three significant digits for small or
+    huge ones (0.0123, 2.5e+07), where one decimal would hide the number."""
+    if value == 0:
+        return "0"
+    if 1 <= abs(value) < 1e6:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def format_ref(ref: MetricRef) -> str:
+    """`knowmem_forget[ga_klr @ rtn4]`; an unsubstituted subject prints as `subject`."""
+    inside = ref.model or "subject"
+    if ref.transform:
+        inside += f" @ {ref.transform}"
+    return f"{ref.metric}[{inside}]"
+
+
+def format_expr(expr: Expr, parent: int = 0, right_of_same: bool = False) -> str:
+    """The expression with concrete references; parentheses only where the tree needs them."""
+    if isinstance(expr, Num):
+        return f"{expr.value:g}"
+    if isinstance(expr, MetricRef):
+        return format_ref(expr)
+    if isinstance(expr, Neg):
+        return "-" + format_expr(expr.operand, 3)
+    if isinstance(expr, Call):
+        return f"{expr.func}({', '.join(format_expr(a) for a in expr.args)})"
+    prec = _PREC[expr.op]
+    text = f"{format_expr(expr.left, prec)} {expr.op} {format_expr(expr.right, prec, True)}"
+    if prec < parent or (prec == parent and right_of_same):
+        return f"({text})"
+    return text
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one claim for one subject. `margin` > 0 means it passes by that much;
+    for `==` it is -|lhs - rhs| (a pass within EQ_TOLERANCE)."""
+
+    passed: bool
+    lhs: float
+    rhs: float
+    margin: float
+    terms: tuple[tuple[str, float], ...]
+    op: str = "<="
+    lhs_text: str = ""
+    rhs_text: str = ""
+    refs: tuple[MetricRef, ...] = ()  # the concrete reference behind each term
+
+    def explain(self, baseline: Baseline | None = None) -> str:
+        """The comparison as measured, then each term; for a transformed term, the same
+        measurement at full precision when `baseline` knows it (returns None otherwise)."""
+        shown = self.op if self.passed else _NEGATED[self.op]
+        lines = [f"{self.lhs_text} = {format_value(self.lhs)}  {shown}  "
+                 f"{self.rhs_text} = {format_value(self.rhs)}  "
+                 f"(margin {format_value(self.margin)})"]
+        for (label, value), ref in zip(self.terms, self.refs):
+            lines.append(f"  {label} = {format_value(value)}")
+            if baseline is not None and ref.transform is not None:
+                fp = replace(ref, transform=None)
+                base = baseline(fp)
+                if base is not None and math.isfinite(base):
+                    lines.append(f"  {format_ref(fp)} = {format_value(base)} (fp)")
+        return "\n".join(lines)
+
+
+def evaluate_claim(claim: ClaimSpec, subject: str, lookup: Callable[[MetricRef], Any]
+                   ) -> Verdict:
+    """Decide `claim` for `subject`. `lookup` gets each distinct concrete reference once (its
+    `model` filled in) and returns a float (a MetricResult is accepted too: one that is not
+    `.ok` cannot be decided)."""
+    ev = _Evaluator(claim, subject, lookup)
+    expr = claim.expr
+    lhs, rhs = ev.value(expr.left), ev.value(expr.right)
+    passed, margin = _compare(expr.op, lhs, rhs)
+    return Verdict(
+        passed=passed, lhs=lhs, rhs=rhs, margin=margin,
+        terms=tuple((format_ref(r), v) for r, v in ev.values.items()),
+        op=expr.op,
+        lhs_text=format_expr(ev.concrete(expr.left)),
+        rhs_text=format_expr(ev.concrete(expr.right)),
+        refs=tuple(ev.values),
+    )
+
+
+def _compare(op: str, lhs: float, rhs: float) -> tuple[bool, float]:
+    if op == "==":
+        diff = abs(lhs - rhs)
+        return diff <= EQ_TOLERANCE, -diff
+    if op in ("<=", "<"):
+        return (lhs <= rhs if op == "<=" else lhs < rhs), rhs - lhs
+    return (lhs >= rhs if op == ">=" else lhs > rhs), lhs - rhs
+
+
+class _Evaluator:
+    def __init__(self, claim: ClaimSpec, subject: str, lookup: Callable[[MetricRef], Any]
+                 ) -> None:
+        self.claim, self.subject, self.lookup = claim, subject, lookup
+        self.values: dict[MetricRef, float] = {}  # keys have span (0, 0): one per term
+
+    def fail(self, message: str, term: str | None = None) -> ClaimNotComputable:
+        return ClaimNotComputable(
+            f"claim '{self.claim.name}' for subject '{self.subject}' cannot be decided: "
+            f"{message}", term)
+
+    def concrete(self, expr: Expr) -> Expr:
+        """The tree with every reference's model filled in (for printing)."""
+        if isinstance(expr, MetricRef):
+            return replace(expr, model=expr.model or self.subject)
+        if isinstance(expr, BinOp):
+            return replace(expr, left=self.concrete(expr.left), right=self.concrete(expr.right))
+        if isinstance(expr, Neg):
+            return replace(expr, operand=self.concrete(expr.operand))
+        if isinstance(expr, Call):
+            return replace(expr, args=tuple(self.concrete(a) for a in expr.args))
+        return expr
+
+    def term(self, ref: MetricRef) -> float:
+        ref = replace(ref, model=ref.model or self.subject)
+        key = replace(ref, span=(0, 0))
+        if key not in self.values:
+            label = format_ref(ref)
+            raw = self.lookup(ref)
+            if hasattr(raw, "ok") and hasattr(raw, "value"):  # a MetricResult
+                if not raw.ok:
+                    raise self.fail(f"{label} could not be measured "
+                                    f"(value {raw.value}, {raw.n} samples)", label)
+                raw = raw.value
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise self.fail(f"{label} is {raw!r}, not a number", label) from None
+            if not math.isfinite(value):
+                raise self.fail(f"{label} is {value}", label)
+            self.values[key] = value
+        return self.values[key]
+
+    def value(self, expr: Expr) -> float:
+        if isinstance(expr, Num):
+            return expr.value
+        if isinstance(expr, MetricRef):
+            return self.term(expr)
+        if isinstance(expr, Neg):
+            return -self.value(expr.operand)
+        if isinstance(expr, Call):
+            args = [self.value(a) for a in expr.args]
+            return abs(args[0]) if expr.func == "abs" else (min if expr.func == "min" else max)(args)
+        left, right = self.value(expr.left), self.value(expr.right)
+        if expr.op == "/" and right == 0:
+            raise self.fail(f"division by zero: {format_expr(self.concrete(expr.right))} = 0",
+                            format_expr(self.concrete(expr.right)))
+        try:
+            out = _ARITH[expr.op](left, right)
+        except OverflowError:
+            out = math.inf
+        if not math.isfinite(out):
+            text = format_expr(self.concrete(expr))
+            raise self.fail(f"{text} overflows ({out})", text)
+        return out

@@ -1,0 +1,516 @@
+"""Reading a spec file into a checked `Spec`.
+
+Everything a user can get wrong is caught here, at collection time, as a SpecError naming
+the file, the line and the fix: unknown keys (with did-you-mean), option types and values
+(through the registries' config classes), references between entries (`from:`, `data:`,
+`reference:`), cycles, and every claim (parsed and resolved by `spec.claims`).
+
+Order of checking follows dependencies, not the file: data, then models, transforms,
+metrics, then claims; the first error found is raised.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable, NoReturn
+
+from ..bench.names import BUILTIN_DATA, BUILTIN_MODELS
+from ..errors import Location, SpecError, did_you_mean
+from ..registry import ConfigError, UnknownComponent
+from .claims import NAME_RE, RESERVED, ClaimScope, parse_claim
+from .model import (SPEC_VERSION, ClaimSpec, DataSpec, MetricSpec, ModelSpec, Settings, Spec,
+                    TransformSpec)
+from .options import coerce, describe, field_hints, literal_choices
+from .yamlload import LocDict, LocList, load_yaml
+
+TOP_KEYS = ("version", "seed", "settings", "data", "models", "transforms", "metrics", "claims")
+DATA_KEYS = ("builtin", "path", "revision")
+MODEL_SOURCES = ("builtin", "path", "unlearn")
+MODEL_PATH_KEYS = ("path", "revision", "allow_pickle", "trust_remote_code", "dtype")
+MODEL_DTYPES = ("auto", "float32", "float16", "bfloat16")
+CLAIM_KEYS = ("name", "subjects", "assert", "xfail")
+# config fields whose value names another spec entry (third-party configs can use the same
+# field names to get the same check)
+MODEL_OPTIONS = ("reference",)
+DATA_OPTIONS = ("calibration",)
+_VALUE_END = re.compile(r"\"[^\"]*\"|'[^']*'|[^,}\]#]*")
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Load and check a spec file. Relative `path:` entries are relative to the file."""
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {shown}",
+                        hint="check the path given to --unlearn-spec") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {shown}: {exc}") from None
+    return load_spec_text(text, shown, base_dir=Path(path).resolve().parent)
+
+
+def load_spec_text(text: str, path: str = "<spec>", *, base_dir: Path | None = None) -> Spec:
+    """Like `load_spec` for text in memory; `path` is only used in messages."""
+    return _Loader(text, path, base_dir or Path.cwd()).load()
+
+
+class _Loader:
+    def __init__(self, text: str, path: str, base_dir: Path) -> None:
+        self.text, self.path, self.base_dir = text, path, base_dir
+        self.lines = text.splitlines()
+
+    # ------------------------------------------------------------ errors
+
+    def fail(self, loc: Location, message: str, hint: str | None = None,
+             width: int | None = None) -> NoReturn:
+        source = self.lines[loc.line - 1] if 0 < loc.line <= len(self.lines) else None
+        span = None
+        if source is not None and loc.column:
+            start = loc.column - 1
+            if width is None:
+                m = _VALUE_END.match(source, start)
+                width = len(m.group().rstrip()) if m else 1
+            span = (start, start + max(1, width))
+        raise SpecError(message, loc, source=source, span=span, hint=hint)
+
+    def fail_key(self, m: LocDict, key: Any, message: str, hint: str | None = None
+                 ) -> NoReturn:
+        self.fail(m.key_locs[key], message, hint, width=len(str(key)))
+
+    def fail_value(self, m: LocDict, key: Any, message: str, hint: str | None = None
+                   ) -> NoReturn:
+        self.fail(m.value_locs[key], message, hint)
+
+    def check_keys(self, m: LocDict, allowed: Iterable[str], where: str) -> None:
+        allowed = list(allowed)
+        for key in m:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed) or f"allowed keys: {', '.join(allowed)}"
+                self.fail_key(m, key, f"unknown key '{key}' in {where}", hint)
+
+    # ------------------------------------------------------------ top level
+
+    def load(self) -> Spec:
+        root = load_yaml(self.text, self.path)
+        if root is None:
+            raise SpecError(f"{self.path}: the spec file is empty",
+                            hint="start it with 'version: 1'; see specs/tiny.yaml")
+        if not isinstance(root, LocDict):
+            self.fail(Location(self.path, 1, 1), "a spec must be a mapping of sections "
+                      f"({', '.join(TOP_KEYS)})")
+        self.check_keys(root, TOP_KEYS, "the spec")
+        version = self.version(root)
+        seed = self.int_value(root, "seed", 0, minimum=0, where="seed")
+        settings = self.settings(root)
+        data = self.data(self.section(root, "data"))
+        models = self.models(self.section(root, "models"), data)
+        transforms = self.transforms(self.section(root, "transforms"), data)
+        metrics = self.metrics(self.section(root, "metrics"), data, models)
+        self.unique_names(root, models, transforms, metrics)
+        spec = Spec(Path(self.path), version, seed, data, models, transforms, metrics, (),
+                    settings, self.text)
+        return replace(spec, claims=self.claims(root, spec))
+
+    def version(self, root: LocDict) -> int:
+        if "version" not in root:
+            raise SpecError("the spec has no 'version'", Location(self.path, 1),
+                            hint=f"add 'version: {SPEC_VERSION}' as the first line")
+        value = root["version"]
+        if type(value) is not int:
+            self.fail_value(root, "version", f"'version' must be the number {SPEC_VERSION}, "
+                            f"got {value!r}", f"write 'version: {SPEC_VERSION}'")
+        if value != SPEC_VERSION:
+            self.fail_value(root, "version", f"unsupported spec version {value}: this "
+                            f"unlearnspec reads version {SPEC_VERSION}",
+                            "upgrade unlearnspec, or rewrite the spec for version 1")
+        return value
+
+    def int_value(self, m: LocDict, key: str, default: int, *, minimum: int, where: str) -> int:
+        if key not in m:
+            return default
+        value = m[key]
+        if type(value) is not int or value < minimum:
+            self.fail_value(m, key, f"'{where}' must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def section(self, root: LocDict, key: str) -> LocDict:
+        if key not in root or root[key] is None:
+            return LocDict(root.key_locs.get(key, root.loc))
+        if not isinstance(root[key], LocDict):
+            self.fail_value(root, key, f"'{key}' must be a mapping of name: {{...}} entries, "
+                            f"got {type(root[key]).__name__}")
+        return root[key]
+
+    def entry(self, section: LocDict, name: Any, what: str, example: str) -> LocDict:
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            self.fail_key(section, name, f"{what} name '{name}' is not a valid name",
+                          "names start with a letter or '_' and use letters, digits, '_', "
+                          "and '-' or '.' between them (e.g. rtn-4bit)")
+        if name in RESERVED:
+            self.fail_key(section, name, f"'{name}' is reserved and cannot name a {what}",
+                          "'fp' means no transform; 'under', 'abs', 'min', 'max' are claim "
+                          "syntax; pick another name")
+        value = section[name]
+        if not isinstance(value, LocDict):
+            self.fail_value(section, name, f"{what} '{name}' must be a mapping, "
+                            f"got {value!r}", f"write e.g. {name}: {example}")
+        return value
+
+    def settings(self, root: LocDict) -> Settings:
+        m = self.section(root, "settings")
+        hints = field_hints(Settings)
+        self.check_keys(m, hints, "settings")
+        values = {k: self.typed(m, k, hints[k], "settings") for k in m}
+        for key in ("batch_size", "max_models_in_memory"):
+            if isinstance(values.get(key), int) and values[key] < 1:
+                self.fail_value(m, key, f"settings: '{key}' must be at least 1")
+        return Settings(**values)
+
+    def typed(self, m: LocDict, key: str, hint: Any, where: str) -> Any:
+        ok, value = coerce(m[key], hint)
+        if not ok:
+            choices = literal_choices(hint)
+            hint_text = did_you_mean(str(m[key]), choices) if choices else None
+            if isinstance(m[key], str) and describe(hint) == "a number":
+                hint_text = "write a number such as 2e-5 or 0.0001"
+            self.fail_value(m, key, f"{where}: option '{key}' must be {describe(hint)}, "
+                            f"got {m[key]!r}", hint_text)
+        return value
+
+    def string(self, m: LocDict, key: str, where: str) -> str:
+        value = m[key]
+        if not isinstance(value, str) or not value.strip():
+            self.fail_value(m, key, f"{where}: '{key}' must be a non-empty string, "
+                            f"got {value!r}", f"quote it: {key}: \"{value}\"")
+        return value
+
+    # ------------------------------------------------------------ data
+
+    def data(self, section: LocDict) -> dict[str, DataSpec]:
+        out = {}
+        for name in section:
+            e = self.entry(section, name, "data", "{builtin: tiny}")
+            where = f"data '{name}'"
+            self.check_keys(e, DATA_KEYS, where)
+            loc = section.key_locs[name]
+            if ("builtin" in e) == ("path" in e):
+                self.fail(loc, f"{where} needs exactly one of 'builtin:' or 'path:'",
+                          "write e.g. {builtin: tiny} or {path: ./data/books}")
+            if "builtin" in e:
+                self.builtin(e, where, BUILTIN_DATA)
+                if "revision" in e:
+                    self.fail_key(e, "revision", f"{where}: 'revision' applies to path: data")
+                out[name] = DataSpec(name, loc, builtin=e["builtin"])
+            else:
+                out[name] = DataSpec(name, loc, path=self.local_or_hub(e, where),
+                                     revision=self.string(e, "revision", where)
+                                     if "revision" in e else None)
+        return out
+
+    def builtin(self, e: LocDict, where: str, choices: tuple[str, ...]) -> None:
+        value = e["builtin"]
+        if value not in choices:
+            self.fail_value(e, "builtin", f"{where}: unknown builtin '{value}'",
+                            did_you_mean(str(value), choices) or f"builtins: {', '.join(choices)}")
+
+    def local_or_hub(self, e: LocDict, where: str) -> str:
+        """A local path resolved against the spec's folder, or a hub id kept as written.
+        Local: absolute, starting with '.' or '~', existing next to the spec, or with more
+        than one '/' (a hub id is 'name' or 'owner/name')."""
+        raw = self.string(e, "path", where)
+        p = Path(raw).expanduser()
+        if p.is_absolute():
+            return str(p)
+        local = self.base_dir / p
+        if raw.startswith((".", "~")) or local.exists() or raw.count("/") > 1:
+            return str(local.resolve())
+        return raw
+
+    def reference(self, m: LocDict, key: str, names: Iterable[str], what: str, where: str
+                  ) -> str:
+        value = m[key]
+        names = sorted(names)
+        if not isinstance(value, str) or value not in names:
+            self.fail_value(m, key, f"{where}: {key}: '{value}' is not a {what} in this spec",
+                            did_you_mean(str(value), names) or
+                            f"{what}s: {', '.join(names) or 'none defined'}")
+        return value
+
+    def default_data(self, e: LocDict, data: dict[str, DataSpec], where: str,
+                     loc: Location) -> str:
+        if "data" in e:
+            return self.reference(e, "data", data, "data entry", where)
+        if len(data) == 1:
+            return next(iter(data))
+        if not data:
+            self.fail(loc, f"{where} needs data, but the spec defines no 'data:' entries",
+                      "add e.g. data: {tiny: {builtin: tiny}}")
+        self.fail(loc, f"{where} needs to say which data it uses: the spec defines "
+                  f"{', '.join(data)}", f"add data: {next(iter(data))}")
+
+    # ------------------------------------------------------------ models
+
+    def models(self, section: LocDict, data: dict[str, DataSpec]) -> dict[str, ModelSpec]:
+        out = {}
+        for name in section:
+            e = self.entry(section, name, "model", "{builtin: tiny/target-qat}")
+            out[name] = self.model(name, e, section.key_locs[name], data)
+        for name, model in out.items():
+            if model.from_ is not None:
+                self.reference(section[name], "from", out, "model", f"model '{name}'")
+        self.no_cycles(section, out)
+        return out
+
+    def model(self, name: str, e: LocDict, loc: Location, data: dict[str, DataSpec]
+              ) -> ModelSpec:
+        where = f"model '{name}'"
+        sources = [k for k in e if k in MODEL_SOURCES]
+        if not sources:
+            self.check_keys(e, MODEL_SOURCES + MODEL_PATH_KEYS, where)
+            self.fail(loc, f"{where} needs one of 'builtin:', 'path:' or 'unlearn:'",
+                      "write e.g. {builtin: tiny/target-qat}, {path: ./ckpt} or "
+                      "{unlearn: ga_klr, from: target}")
+        if len(sources) > 1:
+            self.fail_key(e, sources[1], f"{where} has both '{sources[0]}:' and "
+                          f"'{sources[1]}:'; a model comes from exactly one", "remove one")
+        if sources[0] == "builtin":
+            self.check_keys(e, ("builtin",), where)
+            self.builtin(e, where, BUILTIN_MODELS)
+            return ModelSpec(name, loc, "builtin", builtin=e["builtin"])
+        if sources[0] == "path":
+            return self.path_model(name, e, loc, where)
+        return self.unlearn_model(name, e, loc, where, data)
+
+    def path_model(self, name: str, e: LocDict, loc: Location, where: str) -> ModelSpec:
+        self.check_keys(e, MODEL_PATH_KEYS, where)
+        flags = {}
+        for key in ("allow_pickle", "trust_remote_code"):
+            if key in e:
+                flags[key] = self.typed(e, key, bool, where)
+        dtype = None
+        if "dtype" in e:
+            dtype = e["dtype"]
+            if dtype not in MODEL_DTYPES:
+                self.fail_value(e, "dtype", f"{where}: dtype must be one of "
+                                f"{', '.join(MODEL_DTYPES)}, got {dtype!r}",
+                                did_you_mean(str(dtype), MODEL_DTYPES))
+        revision = self.string(e, "revision", where) if "revision" in e else None
+        return ModelSpec(name, loc, "path", path=self.local_or_hub(e, where),
+                         revision=revision, dtype=dtype, **flags)
+
+    def unlearn_model(self, name: str, e: LocDict, loc: Location, where: str,
+                      data: dict[str, DataSpec]) -> ModelSpec:
+        from ..unlearn.registry import METHODS
+
+        method = self.component(METHODS, e, "unlearn", where)
+        if "from" not in e:
+            self.fail(loc, f"{where} is unlearned but does not say from which model",
+                      "add from: MODEL, e.g. from: target")
+        options = {k: v for k, v in e.items() if k not in ("unlearn", "from", "data")}
+        config = self.make_config(method, e, options, where, loc)
+        from_ = e["from"]
+        if not isinstance(from_, str):
+            self.fail_value(e, "from", f"{where}: 'from' must name a model, got {from_!r}")
+        return ModelSpec(name, loc, "unlearn", method=method.name, from_=from_,
+                         data=self.default_data(e, data, where, loc), config=config)
+
+    def no_cycles(self, section: LocDict, models: dict[str, ModelSpec]) -> None:
+        for start in models:
+            chain, name = [start], models[start].from_
+            while name is not None:
+                if name in chain:
+                    cycle = " -> ".join(chain[chain.index(name):] + [name])
+                    self.fail_value(section[start], "from", f"model '{start}' is unlearned "
+                                    f"from itself through a cycle: {cycle}",
+                                    "a 'from:' chain must end at a checkpoint or builtin model")
+                chain.append(name)
+                name = models[name].from_
+
+    # ------------------------------------------------------------ components
+
+    def component(self, registry: Any, e: LocDict, key: str, where: str) -> Any:
+        value = e[key]
+        if not isinstance(value, str):
+            self.fail_value(e, key, f"{where}: '{key}' must be a name, got {value!r}",
+                            f"choose one of {', '.join(registry.names())}")
+        try:
+            return registry.get(value)
+        except UnknownComponent as exc:
+            self.fail_value(e, key, f"{where}: unknown {exc.what} '{value}'",
+                            exc.hint or f"known: {', '.join(exc.known)}")
+
+    def make_config(self, comp: Any, e: LocDict, options: dict[str, Any], where: str,
+                    loc: Location) -> Any:
+        hints = field_hints(comp.config)
+        typed = {k: self.typed(e, k, hints[k], where) if k in hints else _plain(v)
+                 for k, v in options.items()}
+        try:
+            return comp.make_config(typed)
+        except ConfigError as exc:
+            message = f"{where}: {exc}"
+            found = _find_key(e, exc.key) if exc.key else None
+            if found is None:
+                self.fail(loc, message, exc.hint)
+            owner, key = found
+            # a bad value of a known option points at the value; anything else at the key
+            if owner is e and key in hints:
+                self.fail_value(owner, key, message, exc.hint)
+            self.fail_key(owner, key, message, exc.hint)
+
+    def refs_in_config(self, e: LocDict, config: Any, names: dict[str, set[str]],
+                       where: str) -> None:
+        """Option values that name models or data must name entries of this spec."""
+        for key, what in [(k, "model") for k in MODEL_OPTIONS] + [(k, "data entry")
+                                                                   for k in DATA_OPTIONS]:
+            value = getattr(config, key, None)
+            if value is None:
+                continue
+            pool = names[what]
+            if key in e:
+                self.reference(e, key, pool, what, where)
+            elif value not in pool and getattr(config, "auc_retrain", None) is None:
+                self.fail(e.loc, f"{where}: the default {key} '{value}' is not a {what} in "
+                          "this spec", f"set {key}: one of {', '.join(sorted(pool)) or 'none'}"
+                          + (" or auc_retrain: NUMBER" if hasattr(config, "auc_retrain")
+                             else ""))
+
+    # ------------------------------------------------------------ transforms, metrics
+
+    def transforms(self, section: LocDict, data: dict[str, DataSpec]
+                   ) -> dict[str, TransformSpec]:
+        from ..transforms.registry import TRANSFORMS
+
+        out = {}
+        for name in section:
+            if name == "fp":
+                self.fail_key(section, name, "'fp' is reserved: it means 'no transform' and "
+                              "cannot be defined", "rename this transform, e.g. rtn4")
+            e = self.entry(section, name, "transform", "{kind: rtn, bits: 4}")
+            where, loc = f"transform '{name}'", section.key_locs[name]
+            if "kind" not in e:
+                self.fail(loc, f"{where} has no 'kind'",
+                          f"add kind: one of {', '.join(TRANSFORMS.names())}")
+            comp = self.component(TRANSFORMS, e, "kind", where)
+            options = {k: v for k, v in e.items() if k != "kind"}
+            config = self.make_config(comp, e, options, where, loc)
+            self.refs_in_config(e, config, {"model": set(), "data entry": set(data)}, where)
+            out[name] = TransformSpec(name, loc, comp.name, config)
+        return out
+
+    def metrics(self, section: LocDict, data: dict[str, DataSpec],
+                models: dict[str, ModelSpec]) -> dict[str, MetricSpec]:
+        from ..metrics.registry import METRICS
+
+        out = {}
+        for name in section:
+            e = self.entry(section, name, "metric", "{kind: knowmem, split: forget}")
+            where, loc = f"metric '{name}'", section.key_locs[name]
+            if "kind" not in e:
+                self.fail(loc, f"{where} has no 'kind'",
+                          f"add kind: one of {', '.join(METRICS.names())}")
+            comp = self.component(METRICS, e, "kind", where)
+            data_name = None
+            if "weights" in comp.tags and "data" in e:
+                self.fail_key(e, "data", f"{where} is a weight-space metric ({comp.name}) "
+                              "and reads no data", "remove 'data:'")
+            if "data" in comp.tags:
+                data_name = self.default_data(e, data, where, loc)
+            options = {k: v for k, v in e.items() if k not in ("kind", "data")}
+            config = self.make_config(comp, e, options, where, loc)
+            self.refs_in_config(e, config, {"model": set(models), "data entry": set(data)},
+                                where)
+            out[name] = MetricSpec(name, loc, comp.name, config, data=data_name)
+        return out
+
+    def unique_names(self, root: LocDict, *sections: dict[str, Any]) -> None:
+        """Claims refer to models, transforms and metrics by bare name, so one name may
+        not mean two of them."""
+        seen: dict[str, str] = {}
+        for what, entries in zip(("models", "transforms", "metrics"), sections):
+            for name in entries:
+                if name in seen:
+                    self.fail(entries[name].loc, f"'{name}' names both a {seen[name][:-1]} "
+                              f"and a {what[:-1]}; claims could not tell them apart",
+                              "rename one of them", width=len(name))
+                seen[name] = what
+
+    # ------------------------------------------------------------ claims
+
+    def claims(self, root: LocDict, spec: Spec) -> tuple[ClaimSpec, ...]:
+        items = root.get("claims")
+        if items is None:
+            return ()
+        if not isinstance(items, LocList):
+            self.fail_value(root, "claims", "'claims' must be a list of "
+                            "{name, subjects, assert} entries", "start each claim with '- name:'")
+        scope = ClaimScope.from_spec(spec)
+        out: list[ClaimSpec] = []
+        names: dict[str, Location] = {}
+        for i, item in enumerate(items):
+            claim = self.claim(item, items.item_locs[i], i + 1, spec, scope)
+            if claim.name in names:
+                self.fail_value(item, "name", f"duplicate claim name '{claim.name}' (first "
+                                f"used on line {names[claim.name].line})",
+                                "claim names must be unique; rename one")
+            names[claim.name] = claim.loc
+            out.append(claim)
+        return tuple(out)
+
+    def claim(self, item: Any, loc: Location, number: int, spec: Spec, scope: ClaimScope
+              ) -> ClaimSpec:
+        if not isinstance(item, LocDict):
+            self.fail(loc, f"claim {number} must be a mapping with name, subjects and assert",
+                      "write - {name: ..., subjects: [...], assert: ...}")
+        self.check_keys(item, CLAIM_KEYS, f"claim {number}")
+        for key in ("name", "subjects", "assert"):
+            if key not in item:
+                self.fail(item.loc, f"claim {number} has no '{key}'",
+                          f"add {key}: ..." if key != "subjects" else "add subjects: [MODEL]")
+        name = self.string(item, "name", f"claim {number}")
+        where = f"claim '{name}'"
+        subjects = self.subjects(item, spec, where)
+        text = self.string(item, "assert", where)
+        xfail = self.string(item, "xfail", where) if "xfail" in item else None
+        assert_loc = item.text_locs.get("assert", item.value_locs["assert"])
+        expr = parse_claim(text, scope, loc=assert_loc)
+        return ClaimSpec(name, loc, assert_loc, text, expr, subjects, xfail)
+
+    def subjects(self, item: LocDict, spec: Spec, where: str) -> tuple[str, ...]:
+        value = item["subjects"]
+        if not isinstance(value, LocList):
+            self.fail_value(item, "subjects", f"{where}: 'subjects' must be a list of models, "
+                            f"got {value!r}", f"write subjects: [{value}]")
+        if not value:
+            self.fail_value(item, "subjects", f"{where} has no subjects",
+                            f"list the models it tests, e.g. subjects: "
+                            f"[{next(iter(spec.models), 'MODEL')}]")
+        models = sorted(spec.models)
+        for i, subject in enumerate(value):
+            if not isinstance(subject, str) or subject not in spec.models:
+                self.fail(value.item_locs[i], f"{where}: subject '{subject}' is not a model "
+                          "in this spec", did_you_mean(str(subject), models) or
+                          f"models: {', '.join(models) or 'none defined'}")
+            if subject in value[:i]:
+                self.fail(value.item_locs[i], f"{where}: subject '{subject}' is listed twice")
+        return tuple(value)
+
+
+def _find_key(m: LocDict, key: str) -> tuple[LocDict, str] | None:
+    """The mapping (this one or a nested one) that holds `key`, for nested options like
+    `sure: {percentile: ...}`."""
+    if key in m:
+        return m, key
+    for value in m.values():
+        if isinstance(value, LocDict) and (found := _find_key(value, key)) is not None:
+            return found
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists for config values (configs outlive the YAML locations)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
