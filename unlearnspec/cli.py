@@ -78,6 +78,40 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import render_html
+    from .report.json_report import load_report, merge_reports, write_report
+    from .report.markdown import render_markdown_report
+
+    if not (args.output or args.markdown or args.json):
+        print("unlearnspec report: nothing to write; give -o out.html, --markdown out.md "
+              "or --json merged.json", file=sys.stderr)
+        return 2
+    try:
+        report = merge_reports([load_report(p) for p in args.run], sources=list(args.run))
+    except UnlearnSpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        if args.json:
+            write_report(report, args.json)
+        for path, text in ((args.output, render_html), (args.markdown, render_markdown_report)):
+            if path:
+                _write_text(Path(path), text(report))
+    except OSError as exc:
+        print(f"unlearnspec report: cannot write {exc.filename or 'the output'}: "
+              f"{exc.strerror or exc}; choose a writable path", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unlearnspec", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=_cmd_run)
+    rp = sub.add_parser("report", help="HTML / Markdown / merged JSON from run reports "
+                        "(several CI shards are merged first)")
+    rp.add_argument("run", nargs="+", metavar="RUN.json",
+                    help="files written by pytest --unlearn-report")
+    rp.add_argument("-o", "--output", metavar="OUT.html", help="write the HTML page here")
+    rp.add_argument("--markdown", metavar="OUT.md", help="write the Markdown summary here")
+    rp.add_argument("--json", metavar="MERGED.json", help="write the merged JSON report here")
+    rp.set_defaults(func=_cmd_report)
     s = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
     s.set_defaults(func=_cmd_schema)
     return p

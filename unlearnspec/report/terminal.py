@@ -1,19 +1,21 @@
-"""The end-of-session matrix: rows are model × transform, columns are metrics."""
+"""The end-of-session matrix: rows are model × transform, columns are metrics.
+
+`render_records` is the full picture: references first, each claim's verdict in the row of
+the cells it compared on its subject, and a mark on those cells (✓ pass, ✗ fail, E error,
+x expected failure, ! unexpected pass) so the verdicts read without colour too (CI logs).
+`render_matrix(values)` is the plain matrix of labelled values.
+"""
 from __future__ import annotations
 
 import io
-import re
-from typing import Mapping
+from typing import Any, Iterable, Mapping
 
-LABEL = re.compile(r"^(?P<metric>[^\[]+)\[(?P<model>[^\]@]+?)(?: @ (?P<transform>[^\]]+))?\]$")
+from .collect import collect, fmt as _fmt_value, parse_label
+from .view import build_view
 
-
-def parse_label(label: str) -> tuple[str, str, str] | None:
-    """'knowmem_forget[ga_klr @ rtn4]' -> ('knowmem_forget', 'ga_klr', 'rtn4'); fp for none."""
-    m = LABEL.match(label)
-    if not m:
-        return None
-    return m["metric"], m["model"].strip(), (m["transform"] or "fp").strip()
+MARKS = {"pass": "✓", "fail": "✗", "error": "E", "xfail": "x", "xpass": "!"}
+STYLES = {"pass": "green", "fail": "bold red", "error": "bold magenta", "xfail": "yellow",
+          "xpass": "cyan"}
 
 
 def matrix(values: Mapping[str, float]) -> tuple[list[str], dict[tuple[str, str], dict[str, float]]]:
@@ -31,15 +33,22 @@ def matrix(values: Mapping[str, float]) -> tuple[list[str], dict[tuple[str, str]
 
 
 def _fmt(v: float | None) -> str:
-    if v is None:
-        return ""
-    if v != v:
-        return "nan"
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+    return "" if v is None else _fmt_value(v)
+
+
+def _print(table: Any, width: int, color: bool, after: str = "") -> str:
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color,
+                      color_system="standard" if color else None, highlight=False)
+    console.print(table)
+    if after:
+        console.print(after)
+    return buf.getvalue()
 
 
 def render_matrix(values: Mapping[str, float], *, width: int = 100, color: bool = False) -> str:
-    from rich.console import Console
     from rich.table import Table
 
     metrics, rows = matrix(values)
@@ -54,10 +63,55 @@ def render_matrix(values: Mapping[str, float], *, width: int = 100, color: bool 
         table.add_row(model if model != last_model else "", transform,
                       *(_fmt(cells.get(m)) for m in metrics))
         last_model = model
-    buf = io.StringIO()
-    Console(file=buf, width=width, force_terminal=color, color_system="standard" if color
-            else None).print(table)
-    return buf.getvalue()
+    return _print(table, width, color)
+
+
+def render_records(records: Iterable[Mapping[str, Any]], *, width: int = 100,
+                   color: bool = False) -> str:
+    """The matrix of the plugin's claim records with verdicts beside the cells they used."""
+    parts = collect(records)
+    return render_view(build_view({"models": parts.models, "transforms": parts.transforms,
+                                   "measurements": parts.measurements,
+                                   "claims": parts.claims}), width=width, color=color)
+
+
+def render_view(view: Any, *, width: int = 100, color: bool = False) -> str:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("model")
+    table.add_column("transform")
+    for m in view.metrics:
+        table.add_column(m, justify="right")
+    table.add_column("claims")
+    last_model = None
+    for model, transform in view.rows:
+        if last_model is not None and model != last_model:
+            table.add_section()
+        row: list[Any] = [Text(model if model != last_model else "",
+                               style="dim" if model in view.references else ""), transform]
+        for metric in view.metrics:
+            cell = view.cells.get((model, transform, metric))
+            if cell is None:
+                row.append("")
+                continue
+            mark = f" {MARKS[cell.status]}" if cell.status else ""
+            row.append(Text(_fmt(cell.value) + mark, style=STYLES.get(cell.status or "", "")))
+        verdicts = Text()
+        for i in view.row_claims.get((model, transform), []):
+            c = view.claims[i]
+            margin = (c.get("verdict") or {}).get("margin")
+            if verdicts:
+                verdicts.append("  ")
+            text = f"{MARKS[c['status']]} {c['claim']}"
+            text += f" ({_fmt(margin)})" if margin is not None else ""
+            verdicts.append(text, style=STYLES[c["status"]])
+        row.append(verdicts)
+        table.add_row(*row)
+        last_model = model
+    legend = "✓ pass  ✗ fail  E error  x xfail  ! xpass — (margin); dim rows are references"
+    return _print(table, width, color, legend if view.claims else "")
 
 
 def render_markdown(values: Mapping[str, float]) -> str:

@@ -1,0 +1,177 @@
+"""From the plugin's per-claim records to the deduplicated parts every report shows.
+
+A record repeats the models, transforms and measurements it touched; a session of many claims
+repeats them many times. `collect` keeps each once (by model name, transform name, measurement
+label) and refuses two different things under one name: a report that silently showed one of
+them would show the wrong number for the other. Torch-free.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from ..errors import UnlearnSpecError
+
+LABEL = re.compile(r"(?P<metric>[A-Za-z0-9_.\-]+)\[(?P<model>[^\]@]+?)(?: @ (?P<transform>[^\]]+))?\]")
+STATUSES = ("pass", "fail", "error", "xfail", "xpass")
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+class ReportError(UnlearnSpecError):
+    """A report could not be built, read or merged (conflicting shards, a wrong schema)."""
+
+
+@dataclass
+class Collected:
+    """The parts of a run, each once: `claims` are the slim claim entries of the report."""
+
+    models: dict[str, Any] = field(default_factory=dict)
+    transforms: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as strict JSON: NaN and ±inf become the strings "nan", "inf", "-inf" (JSON has
+    no such numbers and browsers reject them); tuples become lists; keys become strings."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def as_float(value: Any) -> float | None:
+    """A report number back as a float ("nan" -> nan); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    return None
+
+
+def fmt(value: Any) -> str:
+    """A report number for people: one decimal for everyday magnitudes (51.4), three
+    significant digits for small or huge ones (0.0123), where one decimal would hide it."""
+    v = as_float(value)
+    if v is None:
+        return ""
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    return f"{v:.1f}" if 1 <= abs(v) < 1e6 else f"{v:.3g}"
+
+
+def parse_label(label: str) -> tuple[str, str, str] | None:
+    """'knowmem_forget[ga_klr @ rtn4]' -> ('knowmem_forget', 'ga_klr', 'rtn4'); 'fp' when the
+    label has no transform; None when it is not a measurement label."""
+    m = LABEL.fullmatch(label)
+    if not m:
+        return None
+    return m["metric"], m["model"].strip(), (m["transform"] or "fp").strip()
+
+
+def status_of(record: Mapping[str, Any]) -> str:
+    """pass / fail / error / xfail / xpass. A failed item without a verdict could not be
+    decided (a metric that could not be computed): that is an `error`, never a pass."""
+    outcome = record.get("outcome")
+    verdict = record.get("verdict")
+    if outcome == "xfailed":
+        return "xfail"
+    if outcome == "xpassed":
+        return "xpass"
+    if outcome == "passed" and verdict is not None:
+        return "pass"
+    if outcome == "failed" and verdict is not None and not verdict.get("passed", False):
+        return "fail"
+    return "error"
+
+
+def terms_of(record: Mapping[str, Any]) -> list[str]:
+    """The measurement labels the claim's comparison names (not the fp baselines the plugin
+    adds for the explanation). Read from `verdict["terms"]` when present, else from the
+    explanation's first line (the comparison as measured); all measurements when neither
+    says (an error before the verdict)."""
+    cells = sorted(record.get("measurements") or {})
+    verdict = record.get("verdict") or {}
+    terms = verdict.get("terms")
+    if isinstance(terms, list) and terms:
+        return sorted({t[0] if isinstance(t, (list, tuple)) else str(t) for t in terms})
+    explanation = verdict.get("explanation") or ""
+    first = explanation.splitlines()[0] if explanation else ""
+    named = {m.group(0) for m in LABEL.finditer(first)}
+    found = [c for c in cells if c in named]
+    return found or cells
+
+
+def claim_entry(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record without the parts `collect` keeps once: measurements become their labels."""
+    keep = ("nodeid", "outcome", "claim", "subject", "assert", "spec", "line", "xfail",
+            "verdict", "counts")
+    entry = {k: jsonable(record.get(k)) for k in keep}
+    entry["counts"] = entry["counts"] or {}
+    entry["status"] = status_of(record)
+    entry["cells"] = sorted(record.get("measurements") or {})
+    entry["terms"] = terms_of(record)
+    if entry["nodeid"] is None:
+        entry["nodeid"] = f"{record.get('spec')}::{record.get('claim')}[{record.get('subject')}]"
+    return entry
+
+
+def _put(into: dict[str, Any], name: str, value: Any, what: str, where: str,
+         seen: dict[str, str], same: tuple[str, ...] | None = None) -> None:
+    value = jsonable(value)
+    if name not in into:
+        into[name] = value
+        seen[name] = where
+        return
+    old = into[name]
+    a = {k: old.get(k) for k in same} if same else old
+    b = {k: value.get(k) for k in same} if same else value
+    if a != b:
+        raise ReportError(
+            f"{what} '{name}' differs between {seen[name]} and {where} "
+            f"({_short(a)} vs {_short(b)}). Two runs reuse one name for different things: "
+            f"give the models distinct names across spec files, or write one report per spec.")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def collect(records: Iterable[Mapping[str, Any]]) -> Collected:
+    """Merge `records` (any order: xdist delivers them shuffled) into one `Collected`, sorted
+    so the same records always give the same output."""
+    out = Collected()
+    seen: dict[str, dict[str, str]] = {"m": {}, "t": {}, "x": {}}
+    for record in records:
+        where = str(record.get("nodeid") or f"{record.get('claim')}[{record.get('subject')}]")
+        for name, model in (record.get("models") or {}).items():
+            _put(out.models, name, model, "model", where, seen["m"], ("key",))
+        for name, transform in (record.get("transforms") or {}).items():
+            _put(out.transforms, name, transform, "transform", where, seen["t"])
+        for label, m in (record.get("measurements") or {}).items():
+            _put(out.measurements, label, m, "measurement", where, seen["x"], ("key", "result"))
+        out.claims.append(claim_entry(record))
+    out.models = dict(sorted(out.models.items()))
+    out.transforms = dict(sorted(out.transforms.items()))
+    out.measurements = dict(sorted(out.measurements.items()))
+    out.claims.sort(key=lambda c: (str(c["spec"]), c["line"] or 0, str(c["subject"]),
+                                   c["nodeid"]))
+    return out
