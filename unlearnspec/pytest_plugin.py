@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -24,6 +25,9 @@ OPT_SPEC = "--unlearn-spec"
 OPT_CACHE_DIR = "--unlearn-cache-dir"
 OPT_NO_CACHE = "--unlearn-no-cache"
 OPT_DEVICE = "--unlearn-device"
+OPT_REPORT = "--unlearn-report"
+OPT_HTML = "--unlearn-html"
+OPT_MARKDOWN = "--unlearn-markdown"
 SPEC_SUFFIX = ".unlearn.yaml"
 PROP_PREFIX = "unlearnspec."  # user_properties that are bookkeeping, not metric values
 
@@ -36,9 +40,9 @@ class PluginState:
     device: str | None
     progress: bool
     runs: dict[Path, "Run"] = field(default_factory=dict)
-    values: dict[str, float] = field(default_factory=dict)  # "metric[model @ t]" -> value
     counts: dict[str, int] = field(default_factory=dict)
-    verdicts: list[tuple[str, str]] = field(default_factory=list)  # (nodeid, outcome)
+    records: list[dict[str, Any]] = field(default_factory=list)  # one per claim item run
+    started: float = 0.0
 
     def run_for(self, spec: "Spec", items: list[pytest.Item]) -> "Run":
         path = spec.path
@@ -69,6 +73,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="use a throw-away cache: recompute everything")
     group.addoption(OPT_DEVICE, default=None, metavar="DEVICE",
                     help="cpu, cuda, cuda:N or auto (default: the spec's settings.device)")
+    group.addoption(OPT_REPORT, default=None, metavar="FILE",
+                    help="write the whole run as JSON (schema: docs/report.md)")
+    group.addoption(OPT_HTML, default=None, metavar="FILE",
+                    help="write a self-contained HTML report with plots")
+    group.addoption(OPT_MARKDOWN, default=None, metavar="FILE",
+                    help="write the matrix and claims as Markdown (model cards, PR comments)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,7 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
     quiet = config.get_verbosity() < 0
     state = PluginState(
         spec_paths=set(specs), cache_dir=cache_dir.resolve(), temp_cache=temp,
-        device=config.getoption("unlearn_device"), progress=not quiet,
+        device=config.getoption("unlearn_device"), progress=not quiet, started=time.time(),
     )
     config.stash[STATE] = state
     config.pluginmanager.register(_Collector(state), "unlearnspec-collector")
@@ -125,6 +135,24 @@ class SpecFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
+def claim_record(claim: "ClaimSpec", subject: str) -> dict[str, Any]:
+    """What the JSON report keeps of one claim item (filled in as the item runs)."""
+    return {"claim": claim.name, "subject": subject, "assert": claim.text,
+            "spec": claim.loc.path, "line": claim.loc.line, "xfail": claim.xfail,
+            "verdict": None, "measurements": {}, "counts": {}}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Any:
+    report = yield
+    record = getattr(item, "unlearn_record", None)
+    if record is not None and report.when == "call":
+        # a plain attribute of the report: xdist serialises it to the controller
+        report.unlearnspec = record
+    return report
+
+
 class ClaimFailed(AssertionError):
     def __init__(self, explanation: str) -> None:
         super().__init__(explanation)
@@ -152,20 +180,26 @@ class ClaimItem(pytest.Item):
         state = self.config.stash[STATE]
         run = state.run_for(self.spec, self.session.items)
         before = dict(run.stats)
+        record: dict[str, Any] = claim_record(self.claim, self.subject)
+        self.unlearn_record = record
         try:
             verdict = run.evaluate(self.claim, self.subject)
         finally:
-            for k, v in run.stats.items():
-                if v - before.get(k, 0):
-                    self.user_properties.append((f"{PROP_PREFIX}count.{k}", v - before.get(k, 0)))
-        for label, value in verdict.terms:
-            self.user_properties.append((label, value))
-        for m in self.measurements(run):
-            if m in run._results:
-                self.user_properties.append((m.label(), run._results[m].value))
+            counts = {k: v - before.get(k, 0) for k, v in run.stats.items()
+                      if v - before.get(k, 0)}
+            record["counts"] = counts
+            record["measurements"] = run.describe(self.measurements(run))
+            record["models"] = run.describe_models()
+            record["transforms"] = run.describe_transforms()
+        for label, m in record["measurements"].items():
+            self.user_properties.append((label, m["result"]["value"]))
         self.user_properties.append((f"{PROP_PREFIX}margin", verdict.margin))
+        explanation = verdict.explain(lambda ref: self._baseline(run, ref))
+        record["verdict"] = {"passed": verdict.passed, "lhs": verdict.lhs, "rhs": verdict.rhs,
+                             "margin": verdict.margin, "explanation": explanation,
+                             "terms": [label for label, _ in verdict.terms]}
         if not verdict.passed:
-            raise ClaimFailed(verdict.explain(lambda ref: self._baseline(run, ref)))
+            raise ClaimFailed(explanation)
 
     def _baseline(self, run: "Run", ref: Any) -> float | None:
         from .engine.run import Measurement
@@ -191,36 +225,70 @@ class ClaimItem(pytest.Item):
 
 
 class _Collector:
-    """Gathers metric values and work counts from test reports — on xdist's controller too,
+    """Gathers claim records and work counts from test reports — on xdist's controller too,
     where the reports arrive from the workers — for the end-of-session summary."""
 
     def __init__(self, state: PluginState) -> None:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
+        record = getattr(report, "unlearnspec", None)
+        if record is None or report.when != "call":
             return
-        for name, value in report.user_properties:
-            if name.startswith(f"{PROP_PREFIX}count."):
-                key = name[len(PROP_PREFIX) + len("count."):]
-                self.state.counts[key] = self.state.counts.get(key, 0) + int(value)
-            elif not name.startswith(PROP_PREFIX) and isinstance(value, (int, float)):
-                self.state.values[name] = float(value)
+        self.state.records.append({**record, "nodeid": report.nodeid,
+                                   "outcome": _outcome(report)})
+        for key, n in record.get("counts", {}).items():
+            self.state.counts[key] = self.state.counts.get(key, 0) + int(n)
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xpassed" if report.passed else "xfailed"
+    return report.outcome
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
                             ) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not state.values:
+    if state is None or not state.records or _is_xdist_worker(config):
         return
-    from .report.terminal import render_matrix
+    from .report.terminal import render_records
 
     tr = terminalreporter
-    tr.write_sep("=", "unlearnspec measurements")
-    tr.write(render_matrix(state.values, width=tr._tw.fullwidth, color=tr.hasmarkup))
+    tr.write_sep("=", "unlearnspec")
+    tr.write(render_records(state.records, width=tr._tw.fullwidth, color=tr.hasmarkup))
     counts = ", ".join(f"{k} {state.counts.get(k, 0)}"
                        for k in ("trained", "unlearned", "transformed", "measured"))
     tr.write_line(f"computed this session: {counts}")
+    for path in _write_reports(config, state):
+        tr.write_line(f"unlearnspec report: {path}")
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _write_reports(config: pytest.Config, state: PluginState) -> list[str]:
+    targets = {opt: config.getoption(opt.lstrip("-").replace("-", "_"))
+               for opt in (OPT_REPORT, OPT_HTML, OPT_MARKDOWN)}
+    if not any(targets.values()):
+        return []
+    from .report.html import render_html
+    from .report.json_report import build_report, write_report
+    from .report.markdown import render_markdown_report
+
+    report = build_report(state.records, spec_paths=sorted({r["spec"] for r in state.records}),
+                          started=state.started, finished=time.time())
+    written = []
+    if targets[OPT_REPORT]:
+        written.append(str(write_report(report, targets[OPT_REPORT])))
+    for opt, render in ((OPT_HTML, render_html), (OPT_MARKDOWN, render_markdown_report)):
+        if targets[opt]:
+            path = Path(targets[opt])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(report), encoding="utf-8")
+            written.append(str(path))
+    return written
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

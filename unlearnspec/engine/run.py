@@ -101,12 +101,13 @@ class Run:
         return self._data_paths[name]
 
     def _resolve_corpus(self, path: str, revision: str | None) -> Path:
-        from ..models.hub import resolve_local, snapshot
+        """A local MUSE-layout dir, a local copy of a hub dataset, or a hub id (converted
+        once into MUSE's layout under the cache)."""
+        from ..data.hub import load_corpus
+        from ..models.hub import resolve_local
 
         local = resolve_local(path, self.spec.path.parent)
-        if local is not None:
-            return local
-        return snapshot(path, revision=revision, repo_type="dataset")
+        return load_corpus(local or path, self.cache.root / "data", revision=revision).root
 
     def corpus(self, name: str) -> Any:
         from ..data import Corpus
@@ -405,6 +406,36 @@ class Run:
 
         walk(claim.expr)
         return out
+
+    def describe(self, measurements: Iterable[Measurement]) -> dict[str, Any]:
+        """The measured ones among `measurements`, for reports: label -> metric, model,
+        transform, cache key and the full result (per-sample scores included)."""
+        out: dict[str, Any] = {}
+        for m in measurements:
+            result = self._results.get(m)
+            if result is None:
+                continue
+            out[m.label()] = {
+                "metric": m.metric, "kind": self.spec.metrics[m.metric].kind,
+                "model": m.model, "transform": m.transform or "fp",
+                "key": self.measurement_key(m), "result": result.to_json(),
+            }
+        return out
+
+    def describe_models(self) -> dict[str, Any]:
+        """Every model the run touched: its source, config and content key."""
+        out: dict[str, Any] = {}
+        for name, key in self._model_keys.items():
+            ms = self.spec.models[name]
+            out[name] = {"key": key, "source": ms.source, "builtin": ms.builtin,
+                         "path": ms.path, "revision": ms.revision, "method": ms.method,
+                         "from": ms.from_, "config": _asdict(ms.config),
+                         "log": self.logs.get(name)}
+        return out
+
+    def describe_transforms(self) -> dict[str, Any]:
+        return {name: {"kind": ts.kind, "config": _asdict(ts.config)}
+                for name, ts in self.spec.transforms.items()}
 
     def value(self, ref: MetricRef, subject: str) -> float:
         m = Measurement(ref.metric, ref.model or subject, ref.transform)
