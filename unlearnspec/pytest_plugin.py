@@ -28,6 +28,9 @@ OPT_DEVICE = "--unlearn-device"
 OPT_REPORT = "--unlearn-report"
 OPT_HTML = "--unlearn-html"
 OPT_MARKDOWN = "--unlearn-markdown"
+OPT_BASELINE = "--unlearn-baseline"
+OPT_SAVE_BASELINE = "--unlearn-save-baseline"
+OPT_SHARD = "--unlearn-shard"
 SPEC_SUFFIX = ".unlearn.yaml"
 PROP_PREFIX = "unlearnspec."  # user_properties that are bookkeeping, not metric values
 
@@ -43,14 +46,21 @@ class PluginState:
     counts: dict[str, int] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)  # one per claim item run
     started: float = 0.0
+    baseline_path: str | None = None
+    shard: tuple[int, int] | None = None
 
     def run_for(self, spec: "Spec", items: list[pytest.Item]) -> "Run":
         path = spec.path
         if path not in self.runs:
             from .engine.run import Run
 
+            baseline = None
+            if self.baseline_path:
+                from .engine.baseline import load_baseline
+
+                baseline = load_baseline(self.baseline_path, spec.path)
             run = Run(spec, cache_dir=self.cache_dir, device=self.device,
-                      progress=self.progress)
+                      progress=self.progress, baseline=baseline)
             # plan every selected claim of this spec, so each model loads once
             for item in items:
                 if isinstance(item, ClaimItem) and item.spec.path == path:
@@ -79,6 +89,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write a self-contained HTML report with plots")
     group.addoption(OPT_MARKDOWN, default=None, metavar="FILE",
                     help="write the matrix and claims as Markdown (model cards, PR comments)")
+    group.addoption(OPT_SAVE_BASELINE, default=None, metavar="FILE",
+                    help="store this run's metric values for later `baseline` claims")
+    group.addoption(OPT_BASELINE, default=None, metavar="FILE",
+                    help="the stored run that `baseline` in claims refers to")
+    group.addoption(OPT_SHARD, default=None, metavar="I/N",
+                    help="run only shard I of N (1-based): subjects are dealt round-robin, so "
+                         "each shard owns whole subjects and their artifacts")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,10 +116,55 @@ def pytest_configure(config: pytest.Config) -> None:
     quiet = config.get_verbosity() < 0
     state = PluginState(
         spec_paths=set(specs), cache_dir=cache_dir.resolve(), temp_cache=temp,
-        device=config.getoption("unlearn_device"), progress=not quiet, started=time.time(),
+        device=_worker_device(config), progress=not quiet, started=time.time(),
+        baseline_path=config.getoption("unlearn_baseline"),
+        shard=_parse_shard(config.getoption("unlearn_shard")),
     )
     config.stash[STATE] = state
     config.pluginmanager.register(_Collector(state), "unlearnspec-collector")
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        i, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        i, n = 0, 0
+    if not 1 <= i <= n:
+        raise pytest.UsageError(f"{OPT_SHARD} {value}: write I/N with 1 <= I <= N, e.g. 1/4")
+    return i, n
+
+
+def _worker_device(config: pytest.Config) -> str | None:
+    """Under xdist, worker gwK takes GPU K mod the GPU count when the device is cuda
+    (set CUDA_VISIBLE_DEVICES per worker, or --unlearn-device cuda:N, to override)."""
+    device = config.getoption("unlearn_device")
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is None or device not in ("cuda", "auto"):
+        return device
+    import torch  # only under xdist with a CUDA device asked for
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return device
+    return f"cuda:{int(worker.removeprefix('gw')) % count}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE]
+    if state.shard is None:
+        return
+    index, total = state.shard
+    claim_items = [it for it in items if isinstance(it, ClaimItem)]
+    subjects = sorted({(str(it.spec.path), it.subject) for it in claim_items})
+    mine = {s for k, s in enumerate(subjects) if k % total == index - 1}
+    keep = [it for it in items
+            if not isinstance(it, ClaimItem) or (str(it.spec.path), it.subject) in mine]
+    dropped = [it for it in items if it not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -124,6 +186,8 @@ class SpecFile(pytest.File):
                 item = ClaimItem.from_parent(self, name=f"{claim.name}[{subject}]",
                                              claim=claim, subject=subject)
                 item.add_marker(pytest.mark.unlearn)
+                # `pytest -n N --dist loadgroup`: one worker owns a subject's artifacts
+                item.add_marker(pytest.mark.xdist_group(name=subject))
                 if claim.xfail:
                     item.add_marker(pytest.mark.xfail(reason=claim.xfail, strict=False))
                 yield item
@@ -271,7 +335,7 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 def _write_reports(config: pytest.Config, state: PluginState) -> list[str]:
     targets = {opt: config.getoption(opt.lstrip("-").replace("-", "_"))
                for opt in (OPT_REPORT, OPT_HTML, OPT_MARKDOWN)}
-    if not any(targets.values()):
+    if not any(targets.values()) and not config.getoption("unlearn_save_baseline"):
         return []
     from .report.html import render_html
     from .report.json_report import build_report, write_report
@@ -280,6 +344,11 @@ def _write_reports(config: pytest.Config, state: PluginState) -> list[str]:
     report = build_report(state.records, spec_paths=sorted({r["spec"] for r in state.records}),
                           started=state.started, finished=time.time())
     written = []
+    if config.getoption("unlearn_save_baseline"):
+        from .engine.baseline import save_baseline
+
+        written.append(str(save_baseline(state.records,
+                                         config.getoption("unlearn_save_baseline"))))
     if targets[OPT_REPORT]:
         written.append(str(write_report(report, targets[OPT_REPORT])))
     for opt, render in ((OPT_HTML, render_html), (OPT_MARKDOWN, render_markdown_report)):

@@ -20,7 +20,7 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .. import __version__
 from ..errors import RunError
@@ -29,6 +29,7 @@ from ..metrics.result import MetricResult
 from ..spec.model import ClaimSpec, MetricRef, Spec
 from ..transforms.registry import TRANSFORMS
 from ..unlearn.registry import METHODS
+from ..spec.claims import BASELINE
 from .cache import Cache, content_key, file_digest
 
 log = logging.getLogger("unlearnspec")
@@ -59,8 +60,10 @@ class Run:
         cache_dir: Path,
         device: str | None = None,
         progress: bool = True,
+        baseline: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec = spec
+        self.baseline = baseline  # a stored run (--unlearn-baseline), see baseline.py
         self.cache = Cache(cache_dir)
         self._device = device or spec.settings.device
         self.progress = progress
@@ -72,6 +75,7 @@ class Run:
         self._data_paths: dict[str, Path] = {}
         self._data_keys: dict[str, str] = {}
         self._transforms: dict[str, Any] = {}
+        self._tokenizers: dict[str, str] = {}
         self._results: dict[Measurement, MetricResult] = {}
         self.logs: dict[str, Any] = {}  # model name -> unlearning log
 
@@ -300,16 +304,25 @@ class Run:
                                               raw=True))
         return content_key(*parts)
 
+    def metric_identity(self, metric: str) -> str:
+        """What makes two runs' values of one metric comparable: kind, options, data."""
+        ms = self.spec.metrics[metric]
+        data = self._data_of(metric)
+        return content_key(ms.kind, _asdict(ms.config), self.data_key(data) if data else None)
+
     def measure(self, m: Measurement) -> MetricResult:
         if m in self._results:
             return self._results[m]
         key = self.measurement_key(m)
         cached = self.cache.get_json("metrics", key)
-        if cached is not None:
-            result = MetricResult.from_json(cached)
-        else:
-            result = self._compute(m)
-            self.cache.put_json("metrics", key, result.to_json())
+        if cached is None:
+            with self.cache.lock("metrics", key):  # another worker may be computing it
+                cached = self.cache.get_json("metrics", key)
+                if cached is None:
+                    result = self._compute(m)
+                    self.cache.put_json("metrics", key, result.to_json())
+                    cached = result.to_json()
+        result = MetricResult.from_json(cached)
         self._results[m] = result
         return result
 
@@ -357,7 +370,14 @@ class Run:
             return MetricResult.from_json(cached)
         slot = (m.model, m.transform)
         group = sorted(self._pending.pop(slot, set()) | {m.metric})
-        model, tok = self._load(*slot)
+        # one process at a time measures a (model, transform): xdist workers and parallel
+        # sessions wait, then find the results in the cache instead of computing them twice
+        with self.cache.lock("slot", content_key(self.model_key(m.model),
+                                                 self.transform_key(m.transform))):
+            return self._raw_group(m, group)
+
+    def _raw_group(self, m: Measurement, group: list[str]) -> MetricResult:
+        slot = (m.model, m.transform)
         wanted: MetricResult | None = None
         for metric in group:
             other = Measurement(metric, m.model, m.transform)
@@ -365,6 +385,7 @@ class Run:
             result = MetricResult.from_json(cached) if (
                 cached := self.cache.get_json("raw", okey)) is not None else None
             if result is None:
+                model, tok = self._load(*slot)
                 result = self._compute_data_metric(other, model, tok)
                 self.cache.put_json("raw", okey, result.to_json())
             if metric == m.metric:
@@ -418,7 +439,8 @@ class Run:
             out[m.label()] = {
                 "metric": m.metric, "kind": self.spec.metrics[m.metric].kind,
                 "model": m.model, "transform": m.transform or "fp",
-                "key": self.measurement_key(m), "result": result.to_json(),
+                "key": self.measurement_key(m), "identity": self.metric_identity(m.metric),
+                "result": result.to_json(),
             }
         return out
 
@@ -438,6 +460,10 @@ class Run:
                 for name, ts in self.spec.transforms.items()}
 
     def value(self, ref: MetricRef, subject: str) -> float:
+        if ref.model == BASELINE:
+            from .baseline import baseline_value
+
+            return baseline_value(self, Measurement(ref.metric, subject, ref.transform))
         m = Measurement(ref.metric, ref.model or subject, ref.transform)
         result = self.measure(m)
         if result.n <= 0:
@@ -448,7 +474,35 @@ class Run:
     def evaluate(self, claim: ClaimSpec, subject: str) -> Any:
         from ..spec import evaluate_claim
 
+        self.check_same_tokenizer(claim, subject)
         return evaluate_claim(claim, subject, lambda ref: self.value(ref, subject))
+
+    def tokenizer_fingerprint(self, model: str) -> str:
+        if model not in self._tokenizers:
+            from transformers import AutoTokenizer
+
+            ms = self.spec.models[model]
+            tok = AutoTokenizer.from_pretrained(str(self.model_path(model)),
+                                                revision=ms.revision,
+                                                trust_remote_code=ms.trust_remote_code)
+            self._tokenizers[model] = content_key(sorted(tok.get_vocab().items()),
+                                                  tok.bos_token, tok.eos_token)
+        return self._tokenizers[model]
+
+    def check_same_tokenizer(self, claim: ClaimSpec, subject: str) -> None:
+        """Comparing numbers measured through different vocabularies is silently wrong
+        (ROUGE over other detokenisations, log-probs over other units): refuse it."""
+        needed = [m for m in self.measurements_of(claim, subject) if m.model != BASELINE and
+                  "weights" not in METRICS.get(self.spec.metrics[m.metric].kind).tags]
+        models = sorted({m.model for m in needed})
+        if len(models) < 2:
+            return
+        first = self.tokenizer_fingerprint(models[0])
+        for other in models[1:]:
+            if self.tokenizer_fingerprint(other) != first:
+                raise RunError(f"{claim.loc}: claim '{claim.name}' compares '{models[0]}' with "
+                               f"'{other}', whose tokenizers differ; their metric values are "
+                               f"not comparable. Use models that share a tokenizer.")
 
     def close(self) -> None:
         self._loaded.clear()

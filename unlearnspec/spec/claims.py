@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, NoReturn
 
 from ..errors import Location, SpecError, did_you_mean
 from .model import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num
 
 FUNCTIONS = ("abs", "min", "max")
-RESERVED = ("under", "fp", *FUNCTIONS)
+BASELINE = "baseline"  # the stored run given by --unlearn-baseline (see docs/methods.md)
+RESERVED = ("under", "fp", BASELINE, *FUNCTIONS)
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*")
 _NUMBER_RE = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CMP = {"<=": "<=", ">=": ">=", "==": "==", "<": "<", ">": ">", "≤": "<=", "≥": ">="}
@@ -58,7 +59,7 @@ class ClaimScope:
 
     @property
     def names(self) -> frozenset[str]:
-        return self.models | self.transforms | frozenset(self.metrics) | {"fp"}
+        return self.models | self.transforms | frozenset(self.metrics) | {"fp", BASELINE}
 
 
 # ---------------------------------------------------------------- errors pointing into text
@@ -362,7 +363,44 @@ def parse_claim(text: str, scope: Any, *, loc: Location | None = None) -> Compar
         src.fail(f"incompatible units for '{op_tok.text}': {lunit} vs {runit} "
                  f"('{_snippet(text, left.span)}' vs '{_snippet(text, right.span)}')", span,
                  "a claim can only compare values of one unit")
+    lexpr, rexpr = _inherit_baseline_transform(lexpr, rexpr, resolver.bare_baselines)
     return Comparison(op, lexpr, rexpr, span)  # type: ignore[arg-type]
+
+
+def _inherit_baseline_transform(left: Expr, right: Expr, bare: set[tuple[int, int]]
+                                ) -> tuple[Expr, Expr]:
+    """A `baseline` written without `@` means the same measurement as the claim's first
+    subject term, transform included: in `knowmem_forget @ rtn4 <= baseline + 2` the
+    baseline is knowmem_forget of this subject under rtn4 in the stored run."""
+    refs = [n for n in _walk(left) + _walk(right) if isinstance(n, MetricRef)]
+    first = next((r for r in refs if r.model is None), None)
+    if first is None or not bare:
+        return left, right
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, MetricRef):
+            if node.model == BASELINE and node.span in bare:
+                return replace(node, transform=first.transform)
+            return node
+        if isinstance(node, BinOp):
+            return replace(node, left=fix(node.left), right=fix(node.right))
+        if isinstance(node, Neg):
+            return replace(node, operand=fix(node.operand))
+        if isinstance(node, Call):
+            return replace(node, args=tuple(fix(a) for a in node.args))
+        return node
+
+    return fix(left), fix(right)
+
+
+def _walk(node: Any) -> list[Any]:
+    out = [node]
+    for attr in ("left", "right", "operand"):
+        if hasattr(node, attr):
+            out += _walk(getattr(node, attr))
+    for arg in getattr(node, "args", ()):
+        out += _walk(arg)
+    return out
 
 
 def _snippet(text: str, span: tuple[int, int]) -> str:
@@ -388,6 +426,7 @@ class _Resolver:
     scope: ClaimScope
     src: _Text
     claim_metrics: list[str]
+    bare_baselines: set[tuple[int, int]] = field(default_factory=set)
 
     def resolve(self, node: Any) -> tuple[Expr, str | None]:
         if isinstance(node, _Num):
@@ -466,6 +505,8 @@ class _Resolver:
             model, transform = model[0], transform or model[1]
         elif isinstance(inner, _Name):
             metric, model = self.bare(inner)
+            if model == BASELINE and not isinstance(node, _At):
+                self.bare_baselines.add(node.span)
         else:
             self.src.fail("'@' must follow a metric or a model name", node.span,
                           "write e.g. knowmem_forget @ rtn4 or retrain @ rtn4")
@@ -492,7 +533,7 @@ class _Resolver:
         name = node.name
         if name in self.scope.metrics:
             return name, None
-        if name in self.scope.models:
+        if name in self.scope.models or name == BASELINE:
             return self.claim_metric(node), name
         if name in FUNCTIONS:
             self.src.fail(f"{name} needs parentheses", node.span, f"write {name}(...)")
@@ -524,7 +565,7 @@ class _Resolver:
         if not isinstance(arg, _Name):
             self.src.fail(f"{node.func}(...) takes a model name", arg.span,
                           f"write e.g. {example}")
-        if arg.name not in self.scope.models:
+        if arg.name not in self.scope.models and arg.name != BASELINE:
             if arg.name in self.scope.metrics or arg.name in self.scope.transforms:
                 self.src.fail(f"'{arg.name}' is not a model", arg.span,
                               f"write e.g. {example}")

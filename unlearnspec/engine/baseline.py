@@ -1,0 +1,77 @@
+"""Regression testing against a stored run (`--unlearn-save-baseline` / `--unlearn-baseline`).
+
+A baseline file holds, per measurement label (`knowmem_forget[ga_klr @ rtn4]`), the value and
+the *identity* of the metric (kind, options, data content). A claim's `baseline` term reads
+the same label; a value whose identity differs — other data, other metric options — is
+refused rather than compared, and so is a file saved from another spec.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from ..errors import RunError
+
+if TYPE_CHECKING:
+    from .run import Measurement, Run
+
+FORMAT = 1
+
+
+def baseline_from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    specs: set[str] = set()
+    values: dict[str, Any] = {}
+    for rec in records:
+        specs.add(Path(rec["spec"]).name)
+        for label, m in rec.get("measurements", {}).items():
+            values[label] = {"value": m["result"]["value"], "n": m["result"]["n"],
+                             "identity": m.get("identity")}
+    return {"unlearnspec_baseline": FORMAT, "specs": sorted(specs), "values": values}
+
+
+def save_baseline(records: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(baseline_from_records(records), f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
+
+def load_baseline(path: str | Path, spec_path: Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"baseline file {path} does not exist; write one on the main branch "
+                       f"with --unlearn-save-baseline {path}") from None
+    except ValueError as exc:
+        raise RunError(f"baseline file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("unlearnspec_baseline") != FORMAT:
+        raise RunError(f"{path} is not an unlearnspec baseline (format {FORMAT}); write one "
+                       f"with --unlearn-save-baseline")
+    if spec_path.name not in data.get("specs", []):
+        raise RunError(f"baseline {path} was saved from {', '.join(data.get('specs', []))}, "
+                       f"not {spec_path.name}: a baseline from another spec is not comparable")
+    return data
+
+
+def baseline_value(run: "Run", m: "Measurement") -> float:
+    if run.baseline is None:
+        raise RunError(f"claim uses `baseline` but no baseline was given: run with "
+                       f"--unlearn-baseline FILE (made by --unlearn-save-baseline FILE)")
+    entry = run.baseline["values"].get(m.label())
+    if entry is None:
+        raise RunError(f"the baseline has no {m.label()}: regenerate it on the main branch "
+                       f"with --unlearn-save-baseline")
+    if entry.get("identity") != run.metric_identity(m.metric):
+        raise RunError(f"the baseline's {m.label()} was measured with other data or metric "
+                       f"options than this run's; it is not comparable. Regenerate the "
+                       f"baseline from the same spec and data.")
+    if entry.get("n", 0) <= 0:
+        raise RunError(f"the baseline's {m.label()} was computed over zero samples")
+    return float(entry["value"])
