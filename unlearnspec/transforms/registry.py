@@ -19,13 +19,17 @@ class RtnConfig:
 
     grid: `symmetric` (default) Δ = max|w| / (2^(N-1) - 1), codes in ±(2^(N-1) - 1), the form
     deployed int-N kernels use; `paper` Δ = max|w| / 2^(N-1) as in the paper's Eq. 2, codes
-    clamped to [-2^(N-1), 2^(N-1) - 1]. `zero_point: true` uses an asymmetric min/max grid.
+    round(w/Δ) in [-2^(N-1), 2^(N-1)] (2^N + 1 levels); `paper_clamped` the same Δ with codes
+    clamped to [-2^(N-1), 2^(N-1) - 1]. `zero_point: true` uses an asymmetric min/max grid
+    (and ignores `grid`).
     group_size: None = one scale per output channel; 0 = one per tensor; k = groups of k inputs.
+    modules: `decoder` = the linear weights inside decoder blocks; `decoder+head` adds the
+    LM head; `all` adds the embeddings too.
     """
 
     bits: int = 4
     group_size: int | None = None
-    grid: Literal["symmetric", "paper"] = "symmetric"
+    grid: Literal["symmetric", "paper", "paper_clamped"] = "symmetric"
     zero_point: bool = False
     modules: Literal["decoder", "decoder+head", "all"] = "decoder"
 
@@ -33,7 +37,8 @@ class RtnConfig:
         check(2 <= self.bits <= 8, f"bits must be between 2 and 8, got {self.bits}", "bits")
         check(self.group_size is None or self.group_size >= 0, "group_size must be >= 0",
               "group_size")
-        check(self.grid in ("symmetric", "paper"), "grid must be 'symmetric' or 'paper'", "grid")
+        check(self.grid in ("symmetric", "paper", "paper_clamped"),
+              "grid must be 'symmetric', 'paper' or 'paper_clamped'", "grid")
         check(self.modules in ("decoder", "decoder+head", "all"),
               "modules must be 'decoder', 'decoder+head' or 'all'", "modules")
 
@@ -62,6 +67,11 @@ class GptqConfig:
 
     def __post_init__(self) -> None:
         check(self.bits in (2, 3, 4, 8), "bits must be 2, 3, 4 or 8", "bits")
+        check(self.group_size == -1 or self.group_size > 0,
+              "group_size must be positive, or -1 for one scale per output channel",
+              "group_size")
+        check(self.n_samples > 0 and self.seq_len > 0, "n_samples and seq_len must be positive",
+              "n_samples")
 
 
 @dataclass(frozen=True)

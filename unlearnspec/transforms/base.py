@@ -1,0 +1,81 @@
+"""The one interface every transform implements, and the values it exchanges with the engine
+and the weight-space metrics.
+
+A transform turns a freshly loaded fp32 model into the model to measure (`apply`). To compare
+two quantized models weight by weight, every transform also reads its result back as float
+tensors under the checkpoint's own parameter names (`readback`), and a transform that
+quantizes tensor by tensor says so (`quantize_tensor`), which lets the weight metrics stream
+safetensors files without loading a model at all.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, NamedTuple
+
+import torch
+
+
+@dataclass(frozen=True)
+class TransformContext:
+    """What `apply` may use besides the model: the checkpoint it was loaded from (bitsandbytes
+    and GPTQ reload from it), its tokenizer, the device, and calibration texts from the spec
+    (None when the spec names none; GPTQ/AWQ then refuse to run)."""
+
+    checkpoint: Path
+    tokenizer: Any
+    device: str = "cpu"
+    calibration: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """One weight under a transform: `values` = Q(w) as floats of w's shape, and `codes`, an
+    integer tensor of w's shape identifying each weight's quantization level (for a dtype cast,
+    the bit pattern). Two weights with equal codes may still have different values when their
+    groups' scales differ."""
+
+    values: torch.Tensor
+    codes: torch.Tensor
+
+
+class Readback(NamedTuple):
+    """A weight of a transformed model, as the float tensor it computes with. `quantized` is
+    True for the weights the transform changed (the ones weight metrics compare); the others
+    (norms, biases, and AWQ's rescaled norms, which are marked quantized=False but still
+    differ from the checkpoint) are yielded too, so a float model rebuilt from a readback
+    computes what the transformed model does."""
+
+    name: str
+    value: torch.Tensor
+    quantized: bool
+
+
+class Transform(ABC):
+    """`cls(config)`; `VERSION` goes into cache keys, so bump it whenever numbers change."""
+
+    VERSION: ClassVar[str] = "0"
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @abstractmethod
+    def apply(self, model: Any, ctx: TransformContext) -> Any:
+        """The model to measure; `model` may be modified in place or replaced."""
+
+    @abstractmethod
+    def readback(self, model: Any) -> Iterator[Readback]:
+        """Every floating-point weight of a model this transform returned, dequantized."""
+
+    def quantize_tensor(self, name: str, w: torch.Tensor) -> Quantized | None:
+        """Q(w) for one checkpoint tensor, or None when this transform leaves it alone.
+
+        Raises NotImplementedError for transforms that need the whole model (GPTQ, AWQ use
+        calibration activations); weight metrics then quantize whole models instead."""
+        raise NotImplementedError(f"{type(self).__name__} does not quantize tensor by tensor")
+
+    @property
+    def streams(self) -> bool:
+        """True when `quantize_tensor` is implemented."""
+        return type(self).quantize_tensor is not Transform.quantize_tensor

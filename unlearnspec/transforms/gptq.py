@@ -1,0 +1,158 @@
+"""GPTQ and AWQ through GPTQModel, calibrated on texts the spec names (`ctx.calibration`).
+
+GPTQModel 7.7 quantizes on the CPU (slowly; minutes for a 1B model are hours) and runs the
+result with its torch kernels. Both methods need the whole model and calibration activations,
+so these transforms do not stream (`quantize_tensor` is not implemented): weight metrics
+quantize whole models and compare their readbacks.
+
+Install (its dependency list pulls a CUDA torch, so without dependencies, then its own by hand;
+see docs/transforms.md): `pip install --no-deps gptqmodel==7.7.0` and its requirements.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import MissingExtraError, RunError
+from .base import Readback, Transform, TransformContext
+from .rtn import weight_role
+
+
+def _gptqmodel() -> Any:
+    # GPTQModel sizes a thread pool from the CPU count at import; on small shared machines the
+    # default oversubscribes the cores. A user's own setting wins.
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(min(2, os.cpu_count() or 1)))
+    try:
+        import gptqmodel
+    except ImportError as exc:
+        raise MissingExtraError("the gptq and awq transforms", "gptq", "gptqmodel") from exc
+    return gptqmodel
+
+
+def calibration_examples(texts: list[str] | None, tokenizer: Any, *, n_samples: int,
+                         seq_len: int, kind: str) -> list[dict[str, list[int]]]:
+    """The first `n_samples` non-empty texts, tokenized and cut to `seq_len` tokens."""
+    texts = [t for t in (texts or []) if t.strip()]
+    if not texts:
+        raise RunError(
+            f"the {kind} transform needs calibration texts, and none were given: set "
+            f"`calibration: <data name>` on the transform in the spec (its retain texts are used)"
+        )
+    out = []
+    for text in texts[:n_samples]:
+        ids = tokenizer(text, add_special_tokens=True)["input_ids"][:seq_len]
+        out.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
+    return out
+
+
+class GptqTransform(Transform):
+    """`kind: gptq` (bits 2, 3, 4, 8; `group_size` must divide every linear's inputs)."""
+
+    VERSION = "gptq-1"
+    METHOD = "gptq"
+
+    def _quantize_config(self, gm: Any) -> Any:
+        c = self.config
+        kw: dict[str, Any] = {"bits": c.bits, "group_size": c.group_size}
+        if self.METHOD != "gptq":
+            kw["method"] = self.METHOD
+        return gm.QuantizeConfig(**kw)
+
+    def preflight(self, model: Any) -> None:
+        """Refuse shapes GPTQModel cannot handle, before it runs: it reports a failure inside
+        its worker threads by ending the whole process (os._exit), test runner included."""
+        gs = self.config.group_size
+        for name, mod in model.named_modules():
+            if not isinstance(mod, torch.nn.Linear) or weight_role(f"{name}.weight", 2) != "decoder":
+                continue
+            if gs > 0 and mod.in_features % gs:
+                raise RunError(
+                    f"{self.METHOD} cannot quantize {name}: group_size {gs} does not divide its "
+                    f"{mod.in_features} inputs; set `group_size` to a divisor (or -1 for none)"
+                )
+            if self.METHOD == "awq" and mod.out_features % 64:
+                raise RunError(
+                    f"awq cannot quantize {name}: GPTQModel's AWQ needs a multiple of 64 "
+                    f"outputs and it has {mod.out_features}; use gptq or rtn for this model"
+                )
+
+    def apply(self, model: Any, ctx: TransformContext) -> Any:
+        gm = _gptqmodel()
+        self.preflight(model)
+        del model  # GPTQModel loads and quantizes the checkpoint itself
+        examples = calibration_examples(
+            ctx.calibration, ctx.tokenizer, n_samples=self.config.n_samples,
+            seq_len=self.config.seq_len, kind=self.METHOD,
+        )
+        # GPTQModel offloads finished layers to disk while quantizing, so the model it holds
+        # afterwards is not runnable: save the artifact and load it back, as a user would.
+        with tempfile.TemporaryDirectory(prefix=f"unlearnspec-{self.METHOD}-") as tmp:
+            try:
+                qm = gm.GPTQModel.load(str(ctx.checkpoint), self._quantize_config(gm),
+                                       device=ctx.device)
+                qm.quantize(examples, batch_size=1)
+                qm.save(tmp)
+                del qm
+                loaded = gm.GPTQModel.load(tmp, device=ctx.device)
+            except (ValueError, RuntimeError, AssertionError) as exc:
+                raise RunError(
+                    f"GPTQModel could not {self.METHOD}-quantize {ctx.checkpoint} with bits="
+                    f"{self.config.bits}, group_size={self.config.group_size}: {exc}"
+                ) from exc
+            model = loaded.model.eval()
+            _no_compile(model)
+            # materialise everything before the directory goes away
+            for buf in model.buffers():
+                buf.data = buf.data.clone()
+        return model
+
+    def readback(self, model: Any) -> Iterator[Readback]:
+        yield from gptqmodel_readback(model)
+
+
+class AwqTransform(GptqTransform):
+    """`kind: awq` (4 bits). AWQ also rescales norm weights; readback returns them too."""
+
+    VERSION = "awq-1"
+    METHOD = "awq"
+
+
+def _no_compile(model: Any) -> None:
+    """Undo GPTQModel's per-module torch.compile of `dequantize_weight`: on a CPU, inductor
+    spends minutes compiling C++ for a tiny model, and the eager kernel computes the same."""
+    for mod in model.modules():
+        mod.__dict__.pop("dequantize_weight", None)
+
+
+@torch.no_grad()
+def dequantize_module(mod: Any) -> torch.Tensor | None:
+    """The [out, in] float32 weight of a GPTQModel quantized linear, None for other modules."""
+    if not hasattr(mod, "qweight") or not hasattr(mod, "scales"):
+        return None
+    from gptqmodel.nn_modules.qlinear import AWQuantLinear
+
+    if isinstance(mod, AWQuantLinear):
+        from gptqmodel.quantization.awq.utils.packing_utils import dequantize_gemm
+
+        w = dequantize_gemm(mod.qweight, mod.qzeros, mod.scales, mod.bits, mod.group_size)
+    else:
+        w = mod.dequantize_weight()
+    return w.T.float().contiguous()  # both kernels hold the weight as [in, out]
+
+
+def gptqmodel_readback(model: Any) -> Iterator[Readback]:
+    """Readback of a model holding GPTQModel quantized linears (quantized here, or a GPTQ/AWQ
+    checkpoint loaded through transformers)."""
+    _gptqmodel()
+    done: set[str] = set()
+    for mod_name, mod in model.named_modules():
+        w = dequantize_module(mod)
+        if w is not None:
+            done.add(f"{mod_name}.weight")
+            yield Readback(f"{mod_name}.weight", w, True)
+    for name, p in model.named_parameters():
+        if name not in done and p.is_floating_point():
+            yield Readback(name, p.detach().float(), False)

@@ -1,0 +1,181 @@
+"""Weight-space metrics: does a transform keep the unlearning update, or snap it back?
+
+Both compare a `reference` checkpoint (usually the target before unlearning) with a `subject`
+(the unlearned model) under one transform Q, tensor by tensor, over the tensors Q changes:
+
+- `code_flip_rate`: the fraction of weights whose quantization code differs between Q(subject)
+  and Q(reference) — section 5's argument measured: an update smaller than Δ/2 rarely flips.
+- `update_retention` γ = ⟨Q(w+δ) − Q(w), δ⟩ / ‖δ‖², w the reference, w+δ the subject: ≈0 means
+  Q undoes the update (the forgotten knowledge comes back), ≈1 means it survives.
+
+Transforms that quantize tensor by tensor (rtn, bnb, dtype) are streamed from the safetensors
+files: at most one tensor of each checkpoint and its Q are in memory. Whole-model transforms
+(gptq, awq) quantize one model at a time, write its readback to a temporary safetensors file
+and stream that; they expose no codes, so a "flip" there is a change of dequantized value.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import RunError
+from ..metrics.result import MetricResult
+from .base import Quantized, Transform, TransformContext
+
+
+def tensor_index(checkpoint: Path) -> dict[str, Path]:
+    """Tensor name -> the safetensors file holding it (sharded checkpoints included)."""
+    checkpoint = Path(checkpoint)
+    index = checkpoint / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        return {name: checkpoint / file for name, file in weight_map.items()}
+    files = sorted(checkpoint.glob("*.safetensors"))
+    if not files:
+        raise RunError(
+            f"{checkpoint} holds no *.safetensors files, so its weights cannot be streamed; "
+            f"weight metrics need a Hugging Face checkpoint saved with safetensors"
+        )
+    from safetensors import safe_open
+
+    out: dict[str, Path] = {}
+    for f in files:
+        with safe_open(str(f), framework="pt") as h:
+            out.update({k: f for k in h.keys()})
+    return out
+
+
+class _Reader:
+    """Reads tensors by name from a checkpoint's safetensors files, opened once each."""
+
+    def __init__(self, checkpoint: Path, stack: ExitStack) -> None:
+        from safetensors import safe_open
+
+        self.index = tensor_index(checkpoint)
+        self._handles = {f: stack.enter_context(safe_open(str(f), framework="pt"))
+                         for f in set(self.index.values())}
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._handles[self.index[name]].get_slice(name).get_shape())
+
+    def get(self, name: str) -> torch.Tensor:
+        return self._handles[self.index[name]].get_tensor(name)
+
+
+def _check_same_layout(ref: _Reader, sub: _Reader, reference: Path, subject: Path) -> None:
+    only_ref = sorted(set(ref.index) - set(sub.index))
+    only_sub = sorted(set(sub.index) - set(ref.index))
+    if only_ref or only_sub:
+        raise RunError(
+            f"cannot compare {subject} with {reference}: their tensors differ (only in the "
+            f"reference: {', '.join(only_ref[:5]) or 'none'}; only in the subject: "
+            f"{', '.join(only_sub[:5]) or 'none'}). Weight metrics need a subject derived from "
+            f"the reference with the same architecture"
+        )
+    for name in ref.index:
+        if ref.shape(name) != sub.shape(name):
+            raise RunError(
+                f"cannot compare {subject} with {reference}: tensor {name} has shape "
+                f"{sub.shape(name)} in the subject but {ref.shape(name)} in the reference"
+            )
+
+
+def _pairs(reference: Path, subject: Path, transform: Transform,
+           calibration: list[str] | None) -> Iterator[tuple[str, torch.Tensor, torch.Tensor,
+                                                          Quantized, Quantized]]:
+    """(name, w_ref, w_sub, Q(w_ref), Q(w_sub)) for each tensor the transform changes."""
+    with ExitStack() as stack:
+        ref, sub = _Reader(reference, stack), _Reader(subject, stack)
+        _check_same_layout(ref, sub, reference, subject)
+        if transform.streams:
+            for name in sorted(ref.index):
+                w_r, w_s = ref.get(name).float(), sub.get(name).float()
+                q_r = transform.quantize_tensor(name, w_r)
+                if q_r is None:
+                    continue
+                q_s = transform.quantize_tensor(name, w_s)
+                yield name, w_r, w_s, q_r, q_s
+            return
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unlearnspec-rb-")))
+        rb_ref = _readback_file(reference, transform, calibration, tmp / "reference")
+        rb_sub = _readback_file(subject, transform, calibration, tmp / "subject")
+        qr, qs = _Reader(rb_ref, stack), _Reader(rb_sub, stack)
+        for name in sorted(qr.index):
+            if name not in ref.index:
+                continue  # a tied weight the checkpoint stores once
+            v_r, v_s = qr.get(name), qs.get(name)
+            yield (name, ref.get(name).float(), sub.get(name).float(),
+                   Quantized(v_r, v_r), Quantized(v_s, v_s))
+
+
+def _readback_file(checkpoint: Path, transform: Transform, calibration: list[str] | None,
+                   out: Path) -> Path:
+    """Quantize one whole model and save the weights it quantized (dequantized) to `out`."""
+    from safetensors.torch import save_file
+
+    from ..models.loading import load_causal_lm
+
+    model, tok = load_causal_lm(checkpoint)
+    model = transform.apply(model, TransformContext(Path(checkpoint), tok, "cpu", calibration))
+    tensors = {r.name: r.value.float().contiguous() for r in transform.readback(model)
+               if r.quantized}
+    del model
+    out.mkdir(parents=True)
+    save_file(tensors, str(out / "model.safetensors"))
+    return out
+
+
+def _name(transform: Transform) -> str:
+    return f"{type(transform).__name__}({transform.config})"
+
+
+def code_flip_rate(reference: Path, subject: Path, transform: Transform, *,
+                   calibration: list[str] | None = None) -> MetricResult:
+    """Fraction of quantized weights whose code differs between Q(subject) and Q(reference).
+    `details["per_layer"]` maps each tensor to its own rate. n = 0 (never passes a claim) when
+    the transform changes no tensor of the checkpoint."""
+    flips = total = 0
+    per_layer: dict[str, float] = {}
+    compared = "codes" if transform.streams else "dequantized values"
+    for name, _w_r, _w_s, q_r, q_s in _pairs(reference, subject, transform, calibration):
+        f = int((q_r.codes != q_s.codes).sum())
+        per_layer[name] = f / q_r.codes.numel()
+        flips += f
+        total += q_r.codes.numel()
+    details: dict[str, Any] = {"per_layer": per_layer, "compared": compared,
+                               "transform": _name(transform)}
+    if total == 0:
+        details["reason"] = f"{_name(transform)} changes none of the checkpoint's tensors"
+        return MetricResult(math.nan, 0, details=details)
+    return MetricResult(flips / total, total, details=details)
+
+
+def update_retention(reference: Path, subject: Path, transform: Transform, *,
+                     calibration: list[str] | None = None) -> MetricResult:
+    """γ = ⟨Q(w+δ) − Q(w), δ⟩ / ‖δ‖² over the quantized tensors (float64 sums). A zero update
+    leaves γ undefined: value NaN with a reason, never 1.0 (and per-layer None)."""
+    num = den = 0.0
+    n = 0
+    per_layer: dict[str, float | None] = {}
+    for name, w_r, w_s, q_r, q_s in _pairs(reference, subject, transform, calibration):
+        delta = (w_s - w_r).double()
+        dq = (q_s.values.double() - q_r.values.double())
+        nl, dl = float((dq * delta).sum()), float((delta * delta).sum())
+        per_layer[name] = nl / dl if dl > 0 else None
+        num, den, n = num + nl, den + dl, n + delta.numel()
+    details: dict[str, Any] = {"per_layer": per_layer, "update_norm": math.sqrt(den),
+                               "transform": _name(transform)}
+    if n == 0:
+        details["reason"] = f"{_name(transform)} changes none of the checkpoint's tensors"
+        return MetricResult(math.nan, 0, details=details)
+    if den == 0.0:
+        details["reason"] = ("the subject's weights equal the reference's on every quantized "
+                             "tensor (a zero update), so retention is undefined")
+        return MetricResult(math.nan, n, details=details)
+    return MetricResult(num / den, n, details=details)
