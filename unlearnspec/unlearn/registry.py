@@ -6,7 +6,7 @@ Third-party methods register through the entry-point group `unlearnspec.methods`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from ..registry import Component, Registry, build_config, check
 
@@ -17,16 +17,27 @@ METHODS = Registry("unlearning method", "unlearnspec.methods")
 class SureConfig:
     """SURE (section 6.1): train only modules whose forget-gradient norm is at or above the
     `percentile`-th percentile over modules. `modules: decoder` ranks the decoder's linear
-    layers only (a never-quantized head must not make a model look robust)."""
+    layers only (a never-quantized head must not make a model look robust); `all` adds the
+    output head; a list of glob patterns (`["*.mlp.*"]`) ranks the linear modules whose
+    qualified names match one of them."""
 
     percentile: float = 90.0
-    modules: Literal["decoder", "all"] = "decoder"
+    modules: Union[Literal["decoder", "all"], tuple[str, ...]] = "decoder"
 
     def __post_init__(self) -> None:
-        check(0 < self.percentile < 100, "sure.percentile must lie strictly between 0 and 100",
-              "percentile")
-        check(self.modules in ("decoder", "all"), "sure.modules must be 'decoder' or 'all'",
-              "modules")
+        check(isinstance(self.percentile, (int, float)) and 0 < self.percentile < 100,
+              f"sure.percentile must lie strictly between 0 and 100, got {self.percentile!r}; "
+              f"the paper uses 90, 95 or 99", "percentile")
+        if isinstance(self.modules, (list, tuple)):
+            patterns = tuple(self.modules)
+            check(len(patterns) > 0 and all(isinstance(p, str) and p for p in patterns),
+                  "sure.modules must be 'decoder', 'all' or a non-empty list of module-name "
+                  "patterns such as ['*.mlp.*']", "modules")
+            object.__setattr__(self, "modules", patterns)
+        else:
+            check(self.modules in ("decoder", "all"),
+                  f"sure.modules must be 'decoder', 'all' or a list of module-name patterns, "
+                  f"got {self.modules!r}", "modules")
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,12 @@ class UnlearnConfig:
     weight_decay: float = 0.0
     seed: int | None = None  # None: the spec's seed
     sure: Any = None  # a SureConfig (a mapping in the spec), or None
+    lr_schedule: Literal["constant", "linear"] = "constant"  # linear: decay to 0 at the end
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA only
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, f"lr must be positive, got {self.lr}", "lr")
+        check(self.lr > 0, f"lr must be positive, got {self.lr}; the paper uses 1e-5 "
+              f"(1e-4 with SURE)", "lr")
         check(self.epochs > 0 or self.max_steps, "epochs must be positive", "epochs")
         check(self.max_steps is None or self.max_steps > 0, "max_steps must be positive",
               "max_steps")
@@ -62,6 +76,14 @@ class UnlearnConfig:
               "sure must be a mapping like {percentile: 90}", "sure")
         if self.sure is False:
             object.__setattr__(self, "sure", None)
+        check(self.lr_schedule in ("constant", "linear"),
+              f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}",
+              "lr_schedule")
+        check(self.precision in ("auto", "fp32", "bf16"),
+              f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}", "precision")
+        check(self.max_length >= 2, "max_length must be at least 2 tokens (one to predict "
+              "from, one to predict)", "max_length")
+        check(self.weight_decay >= 0, "weight_decay must be non-negative", "weight_decay")
 
 
 for _name, _doc in [

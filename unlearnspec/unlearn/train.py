@@ -1,0 +1,270 @@
+"""`run_unlearning`: the one training loop every method shares.
+
+Each optimizer step draws `grad_accum` (forget, retain) micro-batch pairs and minimises
+L_forget + α·L_retain with AdamW (constant lr by default). Everything a user can get wrong is
+checked before the first step; the result is a Hugging Face checkpoint (safetensors, fp32
+weights, config, tokenizer) written atomically to `out`, and a JSON-able log.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import RunError
+from ..models.loading import load_causal_lm
+from ..registry import Component
+from . import sure as sure_mod
+from .data import (Batch, Chunks, collate, micro_batches_per_epoch, pad_id_of, paired_batches,
+                   tokenize_documents, total_steps)
+from .methods import missing_interface
+from .progress import LossProgress
+from .registry import UnlearnConfig
+
+
+def run_unlearning(method: Component, config: UnlearnConfig, *, base: Path, forget: list[str],
+                   retain: list[str], out: Path, seed: int, device: str = "cpu",
+                   progress: bool = True) -> dict:
+    """Unlearn `forget` from the checkpoint `base` with `method`; save the result to `out`.
+
+    `config.seed`, when set, overrides `seed`. `retain` may be empty only for methods without
+    a retain loss (then it is ignored). Same inputs and seed give a bit-identical checkpoint
+    on the same machine and device. Raises RunError/ConfigError before training for: a method
+    object without the interface, a config that is not an UnlearnConfig, an empty forget set,
+    a missing retain set, an unavailable device, a non-empty `out`, SURE selecting nothing."""
+    started = time.perf_counter()
+    impl = _load_method(method)
+    _check_inputs(method, config, forget, retain, impl, Path(base), Path(out), device)
+    seed = int(config.seed if config.seed is not None else seed)
+    dev = torch.device(device)
+    # the caller's global RNG state is left as it was; ours is fixed by the seed
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
+            _transformers_bars(progress):
+        torch.manual_seed(seed)
+        log = _unlearn(method.name, impl, config, Path(base), forget, retain, Path(out), seed,
+                       dev, progress)
+    return {"method": method.name, "seed": seed, "device": str(dev), **log,
+            "seconds": time.perf_counter() - started}
+
+
+def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: list[str],
+             retain: list[str], out: Path, seed: int, dev: torch.device,
+             progress: bool) -> dict:
+    autocast = _autocast(config, dev)
+    model, tokenizer = load_causal_lm(base, device=str(dev))
+    forget_chunks = _chunks(forget, tokenizer, config, "forget", name)
+    retain_chunks = _chunks(retain, tokenizer, config, "retain", name) \
+        if impl.uses_retain else None
+    ref = _reference(model, impl, autocast is not None)
+    pad = pad_id_of(tokenizer)
+
+    saliency = None
+    if config.sure is not None:
+        saliency = _saliency(model, impl, ref, forget_chunks, config, pad, dev, autocast)
+    else:
+        model.requires_grad_(True)
+    frozen = sure_mod.fingerprint(model) if saliency else {}
+
+    n = len(forget_chunks.ids)
+    steps = total_steps(n, batch_size=config.batch_size, grad_accum=config.grad_accum,
+                        epochs=config.epochs, max_steps=config.max_steps)
+    pairs = paired_batches(forget_chunks, retain_chunks, batch_size=config.batch_size,
+                           seed=seed, pad_id=pad)
+    losses = _train(model, impl, ref, pairs, config, steps, dev, autocast, progress, name)
+    if saliency:
+        sure_mod.verify_untouched(model, frozen)
+    _save(model, tokenizer, out)
+    return {
+        "precision": "bf16" if autocast is not None else "fp32",
+        "steps": steps,
+        "epochs": steps * config.grad_accum / micro_batches_per_epoch(n, config.batch_size),
+        "forget": _describe(forget_chunks),
+        "retain": None if retain_chunks is None else _describe(retain_chunks),
+        "losses": losses,
+        "sure": saliency.to_log(config.sure) if saliency else None,
+        "frozen_parameters_verified": len(frozen),
+    }
+
+
+@contextlib.contextmanager
+def _transformers_bars(enabled: bool) -> Iterator[None]:
+    """`progress=False` means no terminal output: also silence transformers' own loading /
+    saving bars for the duration, then restore the caller's setting."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = not hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not enabled and not was_disabled:
+            hf_logging.enable_progress_bar()
+
+
+def _describe(chunks: Chunks) -> dict[str, int]:
+    return {"documents": chunks.documents, "chunks": len(chunks.ids),
+            "without_tokens": chunks.without_tokens}
+
+
+# ---------------------------------------------------------------- checks before training
+
+
+def _load_method(method: Component) -> Any:
+    impl = method.load()
+    missing = missing_interface(impl)
+    if missing:
+        raise RunError(
+            f"unlearning method '{method.name}' ({method.target}) is a "
+            f"{type(impl).__name__} without {', '.join(missing)}; it must give an object with "
+            f"the method interface, e.g. unlearnspec.unlearn.methods.Method (see "
+            f"docs/methods.md).")
+    return impl
+
+
+def _check_inputs(method: Component, config: Any, forget: list[str], retain: list[str],
+                  impl: Any, base: Path, out: Path, device: str) -> None:
+    if not isinstance(config, UnlearnConfig):
+        raise RunError(f"unlearning method '{method.name}' got a {type(config).__name__} "
+                       f"config; run_unlearning needs an UnlearnConfig (or a subclass).")
+    if not forget:
+        raise RunError(f"unlearning with '{method.name}': the forget set is empty, so there "
+                       f"is nothing to unlearn. Point the spec's data at a corpus with "
+                       f"forget documents.")
+    if impl.uses_retain and not retain:
+        raise RunError(f"unlearning method '{method.name}' regularizes on the retain set, "
+                       f"but the retain set is empty. Provide retain documents or use a "
+                       f"method without a retain loss.")
+    if not base.is_dir():
+        raise RunError(f"unlearning with '{method.name}': the base checkpoint {base} is not a "
+                       f"directory; run_unlearning needs a local Hugging Face checkpoint.")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f"device '{device}' was requested but CUDA is not available here; "
+                       f"use device 'cpu'.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"{out} already exists and is not empty; refusing to overwrite it. "
+                       f"Remove it or choose another output directory.")
+
+
+def _chunks(texts: list[str], tokenizer: Any, config: UnlearnConfig, split: str,
+            name: str) -> Chunks:
+    chunks = tokenize_documents(texts, tokenizer, config.max_length)
+    if not chunks.ids:
+        raise RunError(f"unlearning with '{name}': none of the {chunks.documents} {split} "
+                       f"documents has a token to train on (all are empty). Check the "
+                       f"corpus's {split} texts.")
+    return chunks
+
+
+def _autocast(config: UnlearnConfig, dev: torch.device) -> Any:
+    """A bf16 autocast factory, or None for fp32. Master weights stay fp32 either way: with
+    lr ~1e-5, bf16 weights would round most updates away."""
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and dev.type == "cuda")
+    if not bf16:
+        return None
+    return lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+
+
+def _reference(model: Any, impl: Any, bf16: bool) -> Any:
+    """The frozen target, made once: eval mode, no grads (bf16 when training under bf16
+    autocast, which computes in bf16 anyway and halves its memory)."""
+    if not impl.needs_reference:
+        return None
+    ref = copy.deepcopy(model)
+    if bf16:
+        ref.to(torch.bfloat16)
+    ref.eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def _saliency(model: Any, impl: Any, ref: Any, forget: Chunks, config: UnlearnConfig,
+              pad: int, dev: torch.device, autocast: Any) -> sure_mod.Saliency:
+    modules = sure_mod.candidate_modules(model, config.sure)
+    bs = config.batch_size
+    batches = [collate(forget.ids[i:i + bs], pad).to(dev) for i in range(0, len(forget.ids), bs)]
+
+    def loss_of(batch: Batch) -> torch.Tensor:
+        with autocast() if autocast else contextlib.nullcontext():
+            return impl.forget_loss(model, batch, ref, config)
+
+    model.train()
+    scores = sure_mod.saliency_scores(model, modules, loss_of, batches)
+    threshold, selected = sure_mod.select(scores, config.sure.percentile)
+    sure_mod.apply_mask(model, modules, selected)
+    return sure_mod.Saliency(scores, threshold, selected)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | None]],
+           config: UnlearnConfig, steps: int, dev: torch.device, autocast: Any,
+           progress: bool, name: str) -> list[dict[str, float]]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = (lambda s: 1.0) if config.lr_schedule == "constant" \
+        else (lambda s: max(0.0, 1.0 - s / steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    model.train()
+    log: list[dict[str, float]] = []
+    with LossProgress(name, steps, enabled=progress) as bar:
+        for step in range(1, steps + 1):
+            parts = [_micro_step(model, impl, ref, *next(pairs), config, dev, autocast)
+                     for _ in range(config.grad_accum)]
+            forget = sum(p[0] for p in parts) / len(parts)
+            retain = sum(p[1] for p in parts) / len(parts)
+            total = forget + config.alpha * retain
+            if not math.isfinite(total):
+                raise RunError(f"unlearning with '{name}' diverged at step {step}: the loss "
+                               f"is {total}. Lower lr (now {config.lr}) or the number of "
+                               f"steps.")
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            entry = {"step": step, "forget": forget, "retain": retain, "total": total}
+            log.append(entry)
+            bar.update(entry)
+    model.eval()
+    return log
+
+
+def _micro_step(model: Any, impl: Any, ref: Any, forget: Batch, retain: Batch | None,
+                config: UnlearnConfig, dev: torch.device, autocast: Any) -> tuple[float, float]:
+    """Forward + backward of one micro-batch pair; returns (forget, retain) loss values."""
+    with autocast() if autocast else contextlib.nullcontext():
+        lf = impl.forget_loss(model, forget.to(dev), ref, config)
+        l_retain = impl.retain_loss(model, retain.to(dev), ref, config) if retain is not None \
+            else None
+        total = lf if l_retain is None else lf + config.alpha * l_retain
+    (total / config.grad_accum).backward()
+    return float(lf.detach()), 0.0 if l_retain is None else float(l_retain.detach())
+
+
+# ---------------------------------------------------------------- saving
+
+
+def _save(model: Any, tokenizer: Any, out: Path) -> None:
+    """Write to a sibling temp dir, then rename: `out` is either complete or absent."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    kwargs = {}
+    if "safe_serialization" in inspect.signature(model.save_pretrained).parameters:
+        kwargs["safe_serialization"] = True  # transformers < 5; 5 always writes safetensors
+    model.save_pretrained(tmp, **kwargs)
+    tokenizer.save_pretrained(tmp)
+    if not any(tmp.glob("*.safetensors")):
+        raise RunError(f"saving the unlearned model to {out} wrote no .safetensors file")
+    if out.exists():
+        out.rmdir()  # checked empty before training
+    os.replace(tmp, out)
