@@ -1,4 +1,4 @@
-"""`unlearnspec` command line: validate, run, schema. Thin: it builds runs and asks the engine."""
+"""`unlearnspec` command line: validate, run, report, diff, schema. Thin: it builds runs and asks the engine."""
 from __future__ import annotations
 
 import argparse
@@ -105,6 +105,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import DEFAULT_TRANSFORMS, diff_checkpoints, render_text
+
+    try:
+        report = diff_checkpoints(Path(args.target), Path(args.subject),
+                                  args.transform or DEFAULT_TRANSFORMS)
+    except UnlearnSpecError as exc:
+        print(f"unlearnspec diff: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_text(report, per_tensor=args.per_tensor))
+    return 0
+
+
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -132,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--markdown", metavar="OUT.md", help="write the Markdown summary here")
     rp.add_argument("--json", metavar="MERGED.json", help="write the merged JSON report here")
     rp.set_defaults(func=_cmd_report)
+    d = sub.add_parser("diff", help="will quantization undo this unlearning? relative update "
+                       "size, code-flip rate and update retention per layer, from the weights")
+    d.add_argument("target", help="checkpoint directory before unlearning (safetensors)")
+    d.add_argument("subject", help="the unlearned checkpoint directory")
+    d.add_argument("--transform", action="extend", nargs="+", metavar="NAME",
+                   help="rtn4, rtn8, rtn4-g128 (rtn<bits>[-g<group>][-paper|-clamped|-zp]), "
+                   "nf4, fp4, int8; default: rtn4 rtn8")
+    d.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    d.add_argument("--per-tensor", action="store_true", help="one row per tensor, not per layer")
+    d.set_defaults(func=_cmd_diff)
     s = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
     s.set_defaults(func=_cmd_schema)
     return p

@@ -1,0 +1,432 @@
+"""`unlearnspec diff TARGET SUBJECT`: will quantization undo this unlearning? Answered from the
+weights alone, before any generation.
+
+For each transform (`rtn4`, `rtn8`, `rtn4-g128`, `nf4`, `fp4`, `int8`) and each tensor the
+transform quantizes, with w the target's weight and δ = subject − target:
+
+- relative update size ‖δ‖ / ‖w‖ (over the tensors any of the transforms quantizes);
+- code-flip rate: the fraction of weights whose quantization code differs;
+- update retention γ = ⟨Q(w+δ) − Q(w), δ⟩ / ‖δ‖² (≈ 0: Q undoes the update, ≈ 1: it survives);
+
+aggregated per decoder layer and overall, with a verdict per transform (docs/theory.md gives
+the thresholds and why). The numbers are the ones `transforms.weightspace.code_flip_rate` and
+`update_retention` compute (tests check equality), but one pass serves every transform, and
+memory stays bounded on multi-GB checkpoints:
+
+- tensors are read with plain positioned reads from the safetensors files, not through a
+  memory map: a map's touched pages stay resident while the file is open, so mapping two
+  sharded 2 GB checkpoints makes the process about 4 GB large however little it keeps;
+- transforms whose scales never span two rows (RTN per channel or per group, LLM.int8,
+  NF4/FP4 in 64-weight blocks) get the tensors in blocks of rows, so peak memory is a few
+  blocks, not a few tensors; a per-tensor scale (`group_size: 0`) reads whole tensors.
+- tensors no transform quantizes (embeddings, norms, the head) are never read.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterator, Sequence
+
+from .errors import RunError, UnlearnSpecError, did_you_mean
+
+DEFAULT_TRANSFORMS = ("rtn4", "rtn8")
+CHUNK_ELEMENTS = 1 << 20  # weights per block of rows: 4 MiB per float32 block
+# Verdict thresholds on γ (reasoning in docs/theory.md)
+UNDOES_BELOW = 0.3
+SURVIVES_ABOVE = 0.8
+
+_SHORTHAND = re.compile(r"^rtn(?P<bits>\d+)(?:-g(?P<group>\d+))?(?P<grid>-paper|-clamped|-zp)?$")
+_BNB = ("nf4", "fp4", "int8")
+_LAYER = re.compile(r"^(?P<layer>.*?(?:^|\.)(?:layers|h|blocks|block|layer)\.\d+)\.")
+
+
+class DiffError(UnlearnSpecError):
+    """`unlearnspec diff` was given something it cannot compare (a bad transform name, a
+    directory without safetensors, checkpoints with different tensors)."""
+
+
+# ---------------------------------------------------------------- transforms by shorthand
+
+
+def parse_transform(text: str) -> Any:
+    """The transform object for a shorthand: `rtn<bits>[-g<group>][-paper|-clamped|-zp]`
+    (`rtn4`, `rtn8`, `rtn4-g128`: symmetric grid, one scale per output channel unless `-g`;
+    `-g0` is one scale per tensor) or a bitsandbytes mode `nf4`, `fp4`, `int8`."""
+    from .registry import ConfigError
+    from .transforms.registry import BnbConfig, RtnConfig
+
+    m = _SHORTHAND.match(text)
+    try:
+        if m:
+            from .transforms.rtn import RtnTransform
+
+            grid = {None: "symmetric", "-paper": "paper", "-clamped": "paper_clamped",
+                    "-zp": "symmetric"}[m["grid"]]
+            group = int(m["group"]) if m["group"] is not None else None
+            return RtnTransform(RtnConfig(bits=int(m["bits"]), group_size=group, grid=grid,
+                                          zero_point=m["grid"] == "-zp"))
+        if text in _BNB:
+            from .transforms.bnb import BnbTransform
+
+            return BnbTransform(BnbConfig(mode=text))
+    except ConfigError as exc:
+        raise DiffError(f"--transform {text}: {exc}") from exc
+    hint = did_you_mean(text, ["rtn4", "rtn8", "rtn4-g128", *_BNB])
+    raise DiffError(
+        f"unknown transform '{text}': use rtn<bits> (e.g. rtn4, rtn8), rtn<bits>-g<group> "
+        f"(e.g. rtn4-g128), optionally ending in -paper, -clamped or -zp, or one of "
+        f"{', '.join(_BNB)}" + (f"; {hint}" if hint else "")
+    )
+
+
+def _row_local(transform: Any) -> bool:
+    """True when quantizing a block of whole rows gives the same result as quantizing the
+    tensor and cutting the block out: every scale covers part of one row, or (NF4/FP4) a
+    64-weight block, which row blocks of a multiple of 64 rows never split."""
+    from .transforms.bnb import BnbTransform
+    from .transforms.rtn import RtnTransform
+
+    c = transform.config
+    if isinstance(transform, RtnTransform):
+        return c.group_size != 0
+    if isinstance(transform, BnbTransform):
+        return c.mode == "int8" or not c.double_quant
+    return False
+
+
+# ---------------------------------------------------------------- safetensors without mmap
+
+_DTYPES = {"F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
+           "F64": ("float64", 8)}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    file: Path
+    dtype: str
+    shape: tuple[int, ...]
+    start: int  # absolute byte offset of the tensor's data in the file
+
+
+def _read_header(path: Path) -> dict[str, _Entry]:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise DiffError(f"{path} is not a safetensors file (shorter than its header)")
+        (n,) = struct.unpack("<Q", head)
+        try:
+            meta = json.loads(f.read(n))
+        except ValueError as exc:
+            raise DiffError(f"{path} is not a safetensors file: its header is not JSON "
+                            f"({exc})") from exc
+    return {name: _Entry(path, v["dtype"], tuple(v["shape"]), 8 + n + v["data_offsets"][0])
+            for name, v in meta.items() if name != "__metadata__"}
+
+
+def checkpoint_layout(checkpoint: Path) -> dict[str, _Entry]:
+    """Every tensor of a checkpoint directory (sharded or not) by name, from the headers only."""
+    from .transforms.weightspace import tensor_index
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_dir():
+        raise DiffError(f"{checkpoint} is not a directory; give the folder of a Hugging Face "
+                        f"checkpoint saved with safetensors")
+    try:
+        files = sorted(set(tensor_index(checkpoint).values()))
+    except RunError as exc:
+        raise DiffError(str(exc)) from exc
+    out: dict[str, _Entry] = {}
+    for f in files:
+        out.update(_read_header(f))
+    return out
+
+
+class _RowReader:
+    """Reads blocks of rows of float tensors with positioned reads, each file opened once."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._files: dict[Path, IO[bytes]] = {}
+
+    def rows(self, e: _Entry, r0: int, r1: int) -> Any:
+        import torch
+
+        dtype, size = _DTYPES[e.dtype]
+        row = math.prod(e.shape[1:]) if len(e.shape) > 1 else 1
+        f = self._files.get(e.file)
+        if f is None:
+            f = self._files[e.file] = self._stack.enter_context(open(e.file, "rb", buffering=0))
+        buf = bytearray((r1 - r0) * row * size)
+        f.seek(e.start + r0 * row * size)
+        got = f.readinto(buf)
+        if got != len(buf):
+            raise DiffError(f"{e.file} is truncated: tensor data ends before its header says")
+        t = torch.frombuffer(buf, dtype=getattr(torch, dtype)) if buf else \
+            torch.empty(0, dtype=getattr(torch, dtype))
+        t = t.reshape((r1 - r0, *e.shape[1:]) if e.shape else ())
+        return t if t.dtype == torch.float32 else t.float()
+
+
+# ---------------------------------------------------------------- sums, per tensor
+
+
+@dataclass
+class Tally:
+    """Sums that add up across blocks, tensors and layers (float64, in a fixed order, so the
+    same inputs give the same numbers)."""
+
+    n: int = 0
+    flips: int = 0
+    dot: float = 0.0  # ⟨Q(w+δ) − Q(w), δ⟩
+    dd: float = 0.0   # ‖δ‖²
+
+    def add(self, other: Tally) -> None:
+        self.n += other.n
+        self.flips += other.flips
+        self.dot += other.dot
+        self.dd += other.dd
+
+    @property
+    def flip_rate(self) -> float:
+        return self.flips / self.n if self.n else math.nan
+
+    @property
+    def gamma(self) -> float:
+        """NaN for a zero update: retention of nothing is undefined, never 1."""
+        return self.dot / self.dd if self.dd > 0 else math.nan
+
+
+@dataclass
+class TensorDiff:
+    """One tensor: its size, ‖δ‖², ‖w‖², and a Tally per transform that quantizes it."""
+
+    name: str
+    layer: str
+    numel: int
+    dd: float = 0.0
+    ww: float = 0.0
+    by_transform: dict[str, Tally] = field(default_factory=dict)
+
+
+def _sum_products(a: Any, b: Any) -> float:
+    """Σ a·b in float64 over blocks of 1M values (bounded extra memory, deterministic)."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    step = 1 << 20
+    return math.fsum(float(a[i:i + step].double().dot(b[i:i + step].double()))
+                     for i in range(0, a.numel(), step))
+
+
+def _block_tally(transform: Any, name: str, w: Any, s: Any, delta: Any) -> Tally | None:
+    q_w = transform.quantize_tensor(name, w)
+    if q_w is None:
+        return None
+    q_s = transform.quantize_tensor(name, s)
+    dq = q_s.values.float() - q_w.values.float()
+    return Tally(n=w.numel(), flips=int((q_w.codes != q_s.codes).sum()),
+                 dot=_sum_products(dq, delta), dd=_sum_products(delta, delta))
+
+
+def _layer_of(name: str) -> str:
+    m = _LAYER.match(name)
+    return m["layer"] if m else name
+
+
+def _row_blocks(shape: tuple[int, ...], chunk_elements: int, whole: bool) -> Iterator[tuple[int, int]]:
+    rows = shape[0] if shape else 1
+    if whole or len(shape) < 2:
+        yield 0, rows
+        return
+    per = max(1, chunk_elements // max(1, math.prod(shape[1:])))
+    per = max(64, per - per % 64) if per >= 64 else 64  # NF4/FP4 blocks never split
+    for r0 in range(0, rows, per):
+        yield r0, min(rows, r0 + per)
+
+
+def _diff_tensor(name: str, et: _Entry, es: _Entry, transforms: dict[str, Any],
+                 reader: _RowReader, chunk_elements: int) -> TensorDiff | None:
+    ndim = len(et.shape)
+    chosen = {k: t for k, t in transforms.items() if t.selects(name, ndim)}
+    if not chosen or et.dtype not in _DTYPES or es.dtype not in _DTYPES:
+        return None
+    whole = not all(_row_local(t) for t in chosen.values())
+    td = TensorDiff(name, _layer_of(name), math.prod(et.shape))
+    for r0, r1 in _row_blocks(et.shape, chunk_elements, whole):
+        w, s = reader.rows(et, r0, r1), reader.rows(es, r0, r1)
+        delta = s - w
+        td.dd += _sum_products(delta, delta)
+        td.ww += _sum_products(w, w)
+        for label, t in chosen.items():
+            tally = _block_tally(t, name, w, s, delta)
+            if tally is not None:
+                td.by_transform.setdefault(label, Tally()).add(tally)
+        del w, s, delta
+    return td
+
+
+# ---------------------------------------------------------------- the report
+
+
+def verdict(gamma: float, label: str) -> str:
+    """One sentence for a transform's overall γ (thresholds in docs/theory.md)."""
+    if math.isnan(gamma):
+        return (f"{label}: no verdict: the subject's quantized weights equal the target's "
+                f"before quantization (a zero update), so there is nothing to keep or undo")
+    if gamma < UNDOES_BELOW:
+        return f"{label} will undo most of this unlearning (γ = {gamma:.2f})"
+    if gamma <= SURVIVES_ABOVE:
+        return f"{label} will partly undo this unlearning (γ = {gamma:.2f})"
+    return f"this unlearning survives {label} (γ = {gamma:.2f})"
+
+
+@dataclass(frozen=True)
+class Row:
+    """Numbers for one layer (or overall) under one transform."""
+
+    n: int
+    relative_update: float
+    flip_rate: float
+    gamma: float
+
+
+@dataclass
+class DiffReport:
+    target: str
+    subject: str
+    transforms: list[str]
+    tensors: list[TensorDiff]
+    skipped: list[str]  # quantized-looking tensors that were not float (never silently)
+
+    def _rows(self, tensors: Sequence[TensorDiff]) -> dict[str, Row]:
+        out: dict[str, Row] = {}
+        for label in self.transforms:
+            total, dd, ww = Tally(), 0.0, 0.0
+            for td in tensors:
+                if label in td.by_transform:
+                    total.add(td.by_transform[label])
+                    dd, ww = dd + td.dd, ww + td.ww
+            rel = math.sqrt(dd / ww) if ww > 0 else math.nan
+            out[label] = Row(total.n, rel, total.flip_rate, total.gamma)
+        return out
+
+    def layers(self) -> dict[str, dict[str, Row]]:
+        groups: dict[str, list[TensorDiff]] = {}
+        for td in self.tensors:
+            groups.setdefault(td.layer, []).append(td)
+        return {layer: self._rows(tds) for layer, tds in groups.items()}
+
+    def overall(self) -> dict[str, Row]:
+        return self._rows(self.tensors)
+
+    def verdicts(self) -> dict[str, str]:
+        return {label: verdict(row.gamma, label) if row.n else
+                f"{label}: no verdict: it quantizes none of the checkpoint's tensors"
+                for label, row in self.overall().items()}
+
+    def relative_update(self) -> float:
+        dd = sum(td.dd for td in self.tensors)
+        ww = sum(td.ww for td in self.tensors)
+        return math.sqrt(dd / ww) if ww > 0 else math.nan
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON; NaN becomes null (a number that could not be computed)."""
+        def clean(x: Any) -> Any:
+            if isinstance(x, float) and not math.isfinite(x):
+                return None
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [clean(v) for v in x]
+            return x
+
+        per_tensor = {td.name: {"layer": td.layer, "numel": td.numel,
+                                "relative_update": math.sqrt(td.dd / td.ww) if td.ww else None,
+                                **{k: {"n": t.n, "flip_rate": t.flip_rate, "gamma": t.gamma}
+                                   for k, t in td.by_transform.items()}}
+                      for td in self.tensors}
+        return clean({
+            "target": self.target, "subject": self.subject, "transforms": self.transforms,
+            "relative_update": self.relative_update(),
+            "overall": {k: asdict(r) for k, r in self.overall().items()},
+            "verdicts": self.verdicts(),
+            "layers": {layer: {k: asdict(r) for k, r in rows.items()}
+                       for layer, rows in self.layers().items()},
+            "tensors": per_tensor, "skipped": self.skipped,
+        })
+
+
+def _check_layout(lt: dict[str, _Entry], ls: dict[str, _Entry], target: Path,
+                  subject: Path) -> None:
+    only_t, only_s = sorted(set(lt) - set(ls)), sorted(set(ls) - set(lt))
+    if only_t or only_s:
+        raise DiffError(
+            f"cannot compare {subject} with {target}: their tensor names differ (only in the "
+            f"target: {', '.join(only_t[:5]) or 'none'}{' …' if len(only_t) > 5 else ''}; only "
+            f"in the subject: {', '.join(only_s[:5]) or 'none'}{' …' if len(only_s) > 5 else ''}"
+            f"). diff needs a subject unlearned from this target, saved with the same "
+            f"architecture")
+    for name in sorted(lt):
+        if lt[name].shape != ls[name].shape:
+            raise DiffError(
+                f"cannot compare {subject} with {target}: tensor {name} has shape "
+                f"{list(ls[name].shape)} in the subject but {list(lt[name].shape)} in the "
+                f"target; diff needs a subject unlearned from this target")
+
+
+def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DEFAULT_TRANSFORMS,
+                     *, chunk_elements: int = CHUNK_ELEMENTS) -> DiffReport:
+    """Stream both checkpoints tensor by tensor (in blocks of rows where the transforms
+    allow) and tally every transform in one pass. Raises DiffError for an unknown transform,
+    a directory without safetensors, or tensor names / shapes that differ."""
+    if not transforms:
+        raise DiffError("no transform to compare under; give at least one --transform")
+    built = {label: parse_transform(label) for label in dict.fromkeys(transforms)}
+    lt, ls = checkpoint_layout(Path(target)), checkpoint_layout(Path(subject))
+    _check_layout(lt, ls, Path(target), Path(subject))
+    tensors: list[TensorDiff] = []
+    skipped: list[str] = []
+    with ExitStack() as stack:
+        reader = _RowReader(stack)
+        for name in sorted(lt):
+            td = _diff_tensor(name, lt[name], ls[name], built, reader, chunk_elements)
+            if td is not None:
+                tensors.append(td)
+            elif any(t.selects(name, len(lt[name].shape)) for t in built.values()):
+                skipped.append(f"{name} ({lt[name].dtype}/{ls[name].dtype}: not a float tensor)")
+    return DiffReport(str(target), str(subject), list(built), tensors, skipped)
+
+
+# ---------------------------------------------------------------- text
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "—" if math.isnan(x) else format(x, spec)
+
+
+def render_text(report: DiffReport, *, per_tensor: bool = False) -> str:
+    """A table: one row per layer (or tensor) × transform, then overall and the verdicts."""
+    lines = [f"target:  {report.target}", f"subject: {report.subject}", ""]
+    head = f"{'layer':<32} {'transform':<10} {'weights':>10} {'‖δ‖/‖w‖':>10} {'flips':>9} {'γ':>7}"
+    lines += [head, "-" * len(head)]
+    if per_tensor:
+        groups = {td.name: report._rows([td]) for td in report.tensors}
+    else:
+        groups = report.layers()
+    groups = {**groups, "overall": report.overall()}
+    for key, rows in groups.items():
+        if key == "overall":
+            lines.append("-" * len(head))
+        for label, r in rows.items():
+            if r.n == 0:
+                continue
+            lines.append(f"{key[-32:]:<32} {label:<10} {r.n:>10} {_fmt(r.relative_update, '.2e'):>10} "
+                         f"{_fmt(r.flip_rate, '.4f'):>9} {_fmt(r.gamma, '.3f'):>7}")
+    lines.append("")
+    lines += list(report.verdicts().values())
+    for s in report.skipped:
+        lines.append(f"not compared: {s}")
+    return "\n".join(lines)
