@@ -11,3 +11,18 @@ PRESETS = ("tiny", "micro")
 MODEL_KINDS = ("target", "retrain", "target-qat", "retrain-qat")
 BUILTIN_DATA = PRESETS
 BUILTIN_MODELS = tuple(f"{p}/{m}" for p in PRESETS for m in MODEL_KINDS)
+
+
+def split_model_name(name: str) -> tuple[str, str]:
+    """'tiny/target-qat' -> ('tiny', 'target-qat'); anything else raises ValueError with a
+    sentence that lists the valid names (callers wrap it in their own error type)."""
+    preset, _, kind = name.partition("/")
+    if preset not in PRESETS or kind not in MODEL_KINDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, BUILTIN_MODELS, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown benchmark model '{name}': built-in models are "
+                         f"'<preset>/<model>' with preset in {', '.join(PRESETS)} and model in "
+                         f"{', '.join(MODEL_KINDS)}{hint}")
+    return preset, kind

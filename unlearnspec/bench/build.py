@@ -1,0 +1,107 @@
+"""Building the benchmark on first use and reusing it after: the corpus and the checkpoints.
+
+Layout: `cache_dir/bench/<preset>-<key>/{data,target,retrain,target-qat,retrain-qat}`, where
+`key` hashes the preset's config and BENCH_VERSION. Each item is built in a temporary sibling
+directory and moved into place with `os.replace`, under a `filelock.FileLock`, so concurrent
+processes (xdist workers) build it once and nobody ever sees a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from ..errors import RunError
+from .names import split_model_name
+from .presets import BENCH_VERSION, get_preset
+
+
+def preset_dir(preset: str, cache_dir: Path) -> Path:
+    p = get_preset(preset)
+    return Path(cache_dir) / "bench" / f"{p.name}-{p.key()}"
+
+
+def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
+    """`final` if it exists; else build it into a temp dir and move it into place, holding a
+    lock so two processes never build the same item."""
+    from filelock import FileLock
+
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final) + ".lock"):
+        if final.is_dir():  # built by another process while we waited
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        try:
+            build(tmp)
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def ensure_data(preset: str, cache_dir: Path) -> Path:
+    """The preset's corpus directory in MUSE's layout (see unlearnspec.data.muse)."""
+    from .corpus import write_corpus
+    from .world import make_world
+
+    p = get_preset(preset)
+    return _build_once(preset_dir(p.name, cache_dir) / "data",
+                       lambda tmp: write_corpus(make_world(p), tmp))
+
+
+def ensure_model(name: str, cache_dir: Path, *, progress: bool = True) -> Path:
+    """The checkpoint directory of built-in model `name` (e.g. 'tiny/target-qat'), trained on
+    first use. The '-qat' variants are aligned copies of their base model, which is built
+    first if needed."""
+    try:
+        preset, kind = split_model_name(name)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    final = preset_dir(preset, cache_dir) / kind
+    if final.is_dir():
+        return final
+    base = ensure_model(f"{preset}/{kind[:-4]}", cache_dir, progress=progress) \
+        if kind.endswith("-qat") else None
+    data = ensure_data(preset, cache_dir)
+    return _build_once(final, lambda tmp: _train(preset, kind, data, base, tmp, progress))
+
+
+def _train(preset: str, kind: str, data: Path, base: Path | None, out: Path,
+           progress: bool) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ..data import Corpus
+    from .tokenizer import build_tokenizer
+    from .train import align_to_grid, encode_documents, new_model, train_target_like
+    from .world import make_world
+
+    p = get_preset(preset)
+    tokenizer = build_tokenizer(make_world(p))
+    corpus = Corpus(data)
+    docs = corpus.raw("retain") if kind.startswith("retrain") else \
+        corpus.raw("forget") + corpus.raw("retain")
+    seqs = encode_documents(docs, tokenizer)
+    common = dict(pad_id=tokenizer.pad_token_id, seed=p.seed, progress=progress,
+                  description=f"{preset}/{kind}")
+    if base is None:
+        model = new_model(p.model, tokenizer, p.seed)
+        log = train_target_like(model, seqs, p.train, **common)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        log = align_to_grid(model, seqs, p.train, **common)
+    if not all(torch.isfinite(t).all() for t in model.state_dict().values()):
+        raise RunError(f"training {preset}/{kind} diverged (non-finite weights); "
+                       f"lower the preset's learning rate")
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    meta = {"preset": preset, "model": kind, "bench_version": BENCH_VERSION,
+            "key": p.key(), "documents": len(docs), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), **log}
+    (out / "bench_train.json").write_text(json.dumps(meta, indent=1) + "\n")
