@@ -3,6 +3,7 @@ with a word-level tokenizer, saved as an ordinary Hugging Face checkpoint: a sta
 unit tests of components that need *a* causal LM, not a trained one."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,28 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny Llama + word-level tokenizer saved with safetensors (read-only: copy it
     before changing it)."""
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-ckpt"))
+
+
+@pytest.fixture(scope="session")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the embedded benchmark's models are trained once per test run: shared by every
+    test folder and every xdist worker (ensure_model's file lock makes one worker train while
+    the others wait). UNLEARNSPEC_TEST_BENCH_CACHE reuses a cache built before."""
+    env = os.environ.get("UNLEARNSPEC_TEST_BENCH_CACHE")
+    if env:
+        return Path(env)
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's directory, above each worker's own
+    path = base / "bench-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_imported_once() -> None:
+    """Import torch before any `pytester` fixture snapshots sys.modules. A test that first
+    imports torch inside that snapshot (e.g. by training a benchmark model) would have torch
+    dropped from sys.modules at teardown while its C extension stays loaded, and the next
+    `import torch` in this process would crash."""
+    import torch  # noqa: F401

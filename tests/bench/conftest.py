@@ -7,11 +7,6 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bench-cache")
-
-
-@pytest.fixture(scope="session")
 def micro_corpus(bench_cache: Path):
     from unlearnspec.bench import ensure_data
     from unlearnspec.data import Corpus

@@ -7,7 +7,6 @@ a cache directory to reuse models built before."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    env = os.environ.get("UNLEARNSPEC_TEST_BENCH_CACHE")
-    return Path(env) if env else tmp_path_factory.mktemp("bench-cache")
+def cache(bench_cache: Path) -> Path:
+    return bench_cache
 
 
 def unlearn(cache: Path, base: Path, out: Path) -> Path:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +23,11 @@ from .presets import BENCH_VERSION, get_preset
 def preset_dir(preset: str, cache_dir: Path) -> Path:
     p = get_preset(preset)
     return Path(cache_dir) / "bench" / f"{p.name}-{p.key()}"
+
+
+# how many models this process trained (not found built, not built by another process while
+# it waited): the engine reports it so a warm rerun visibly trains nothing
+TRAINED: Counter[str] = Counter()
 
 
 def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
@@ -69,7 +75,11 @@ def ensure_model(name: str, cache_dir: Path, *, progress: bool = True) -> Path:
     base = ensure_model(f"{preset}/{kind[:-4]}", cache_dir, progress=progress) \
         if kind.endswith("-qat") else None
     data = ensure_data(preset, cache_dir)
-    return _build_once(final, lambda tmp: _train(preset, kind, data, base, tmp, progress))
+    def build(tmp: Path) -> None:
+        _train(preset, kind, data, base, tmp, progress)
+        TRAINED[name] += 1
+
+    return _build_once(final, build)
 
 
 def _train(preset: str, kind: str, data: Path, base: Path | None, out: Path,

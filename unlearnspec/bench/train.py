@@ -60,6 +60,20 @@ def _batch(seqs: list[list[int]], pad: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def _bucketed_batches(seqs: list[list[int]], batch_size: int, gen: torch.Generator
+                      ) -> list[list[int]]:
+    """One epoch's batches: shuffle, sort each window of 8 batches by length, cut into
+    batches, shuffle the batches. Documents of similar length share a batch, so padding (most
+    of the compute on short records) is small, while the order stays random and seeded."""
+    order = torch.randperm(len(seqs), generator=gen).tolist()
+    window = batch_size * 8
+    batches: list[list[int]] = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w:w + window], key=lambda j: len(seqs[j]))
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in torch.randperm(len(batches), generator=gen).tolist()]
+
+
 def _schedule(opt: torch.optim.Optimizer, total: int, warmup_frac: float) -> Any:
     warm = max(1, int(total * warmup_frac))
 
@@ -72,14 +86,16 @@ def _schedule(opt: torch.optim.Optimizer, total: int, warmup_frac: float) -> Any
 
 
 def _progress(enabled: bool) -> Any:
-    if not enabled:
+    from ..progress import progress_console, progress_enabled
+
+    if not progress_enabled(enabled):
         return nullcontext(None)
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), transient=False)
+                    TimeRemainingColumn(), transient=True, console=progress_console())
 
 
 def train_lm(
@@ -112,10 +128,9 @@ def train_lm(
     with _progress(progress) as bar:
         task = bar.add_task(description, total=total, loss=float("nan")) if bar else None
         for _ in range(epochs):
-            order = torch.randperm(len(seqs), generator=gen).tolist()
             epoch_loss = 0.0
-            for i in range(0, len(order), batch_size):
-                batch = _batch([seqs[j] for j in order[i:i + batch_size]], pad_id)
+            for members in _bucketed_batches(seqs, batch_size, gen):
+                batch = _batch([seqs[j] for j in members], pad_id)
                 if weights_hook is None:
                     loss = model(**batch).loss
                 else:

@@ -52,6 +52,13 @@ def _asdict(config: Any) -> Any:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
 
 
+def _without_timings(log: Any) -> Any:
+    """An unlearning log minus wall-clock fields, so equal runs give equal reports."""
+    if not isinstance(log, dict):
+        return log
+    return {k: v for k, v in log.items() if k not in ("seconds", "wall_s", "cpu_s")}
+
+
 class Run:
     def __init__(
         self,
@@ -140,11 +147,11 @@ class Run:
         ms = self.spec.models[name]
         if ms.source == "builtin":
             from ..bench import ensure_model
+            from ..bench.build import TRAINED
 
-            before = time.monotonic()
+            before = sum(TRAINED.values())
             path = ensure_model(ms.builtin, self.cache.root, progress=self.progress)
-            if time.monotonic() - before > 1.0:
-                self.stats["trained"] += 1
+            self.stats["trained"] += sum(TRAINED.values()) - before
         elif ms.source == "path":
             from ..models.hub import resolve_checkpoint
 
@@ -223,6 +230,11 @@ class Run:
         return content_key("transform", ts.kind, _asdict(ts.config),
                            getattr(self.transform(name), "VERSION", "0"))
 
+    def _calibration(self, transform: str) -> list[str] | None:
+        """Calibration texts for GPTQ/AWQ: the retain texts of the corpus the spec names."""
+        data = getattr(self.spec.transforms[transform].config, "calibration", None)
+        return self.corpus(data).raw("retain") if data else None
+
     def _load(self, model: str, transform: str | None) -> tuple[Any, Any]:
         slot = (model, transform)
         if slot in self._loaded:
@@ -236,7 +248,10 @@ class Run:
 
         ms = self.spec.models[model]
         path = self.model_path(model)
-        m, tok = load_causal_lm(path, device=self.device, revision=ms.revision,
+        import torch
+
+        dtype = getattr(torch, ms.dtype) if ms.dtype else None
+        m, tok = load_causal_lm(path, device=self.device, dtype=dtype, revision=ms.revision,
                                 allow_pickle=ms.allow_pickle,
                                 trust_remote_code=ms.trust_remote_code)
         self.stats["loaded"] += 1
@@ -244,10 +259,8 @@ class Run:
             from ..transforms.base import TransformContext
 
             ts = self.spec.transforms[transform]
-            calib_data = getattr(ts.config, "calibration", None)
-            calibration = self.corpus(calib_data).raw("retain") if calib_data else None
             ctx = TransformContext(checkpoint=Path(path), tokenizer=tok, device=self.device,
-                                   calibration=calibration)
+                                   calibration=self._calibration(transform))
             try:
                 m = self.transform(transform).apply(m, ctx)
             except RunError:
@@ -335,7 +348,8 @@ class Run:
                                f"transform: write {m.metric} @ <transform>")
             ref = self._weights_reference(m)
             result = comp.load()(Path(self.model_path(ref)), Path(self.model_path(m.model)),
-                                 self.transform(m.transform))
+                                 self.transform(m.transform),
+                                 calibration=self._calibration(m.transform))
             self.stats["measured"] += 1
             return result
         if ms.kind == "privleak":
@@ -413,11 +427,12 @@ class Run:
 
     # ------------------------------------------------------------------ claims
     def measurements_of(self, claim: ClaimSpec, subject: str) -> list[Measurement]:
-        """Every measurement a claim needs for one subject (for planning)."""
+        """Every measurement a claim needs for one subject (for planning); `baseline` terms
+        are read from the stored run, not measured."""
         out: list[Measurement] = []
 
         def walk(node: Any) -> None:
-            if isinstance(node, MetricRef):
+            if isinstance(node, MetricRef) and node.model != BASELINE:
                 out.append(Measurement(node.metric, node.model or subject, node.transform))
             for f in ("left", "right", "operand"):
                 if hasattr(node, f):
@@ -452,7 +467,7 @@ class Run:
             out[name] = {"key": key, "source": ms.source, "builtin": ms.builtin,
                          "path": ms.path, "revision": ms.revision, "method": ms.method,
                          "from": ms.from_, "config": _asdict(ms.config),
-                         "log": self.logs.get(name)}
+                         "log": _without_timings(self.logs.get(name))}
         return out
 
     def describe_transforms(self) -> dict[str, Any]:

@@ -51,6 +51,8 @@ def snapshot(repo_id: str, *, revision: str | None, repo_type: str,
                                   allow_patterns=patterns)
     except Exception as exc:
         raise RunError(f"could not fetch {repo_type} '{repo_id}'"
-                       f"{f' at revision {revision}' if revision else ''} from the hub: {exc}. "
-                       f"With HF_HUB_OFFLINE=1 it must already be in the local hub cache.") from exc
+                       f"{f' at revision {revision}' if revision else ''} from the hub: "
+                       f"{str(exc).rstrip('.')}. With HF_HUB_OFFLINE=1 it must already be in "
+                       f"the local hub cache; or point `path:` at a local directory holding "
+                       f"the checkpoint.") from exc
     return Path(local)

@@ -39,6 +39,9 @@ def load_causal_lm(
     """(model in eval mode, tokenizer). `path` is a local directory or a hub id."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-load bars would bury pytest's own output
 
     local = Path(path)
     if local.exists():

@@ -59,10 +59,14 @@ def package_versions() -> dict[str, str | None]:
 
 
 def environment() -> dict[str, Any]:
-    """`cuda_devices` is null when torch was not imported by the run (not checked), [] when
-    it was and no GPU is visible."""
+    """`cuda_devices`: the GPUs torch sees ([] for none); null when torch is not installed.
+    (Asked even when this process never imported torch, e.g. xdist's controller, so a
+    serial and a distributed run of one spec report the same environment.)"""
     devices: list[str] | None = None
-    torch = sys.modules.get("torch")
+    try:
+        import torch
+    except ImportError:
+        torch = None
     if torch is not None:
         try:
             devices = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..progress import progress_console, progress_enabled
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -18,7 +19,8 @@ class LossProgress:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            disable=not enabled, transient=False,
+            disable=not progress_enabled(enabled), transient=True,
+            console=progress_console(),
         )
         self._task = self._progress.add_task(f"unlearn {name}", total=steps, losses="")
 
