@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from ..errors import RunError, did_you_mean
 from .names import PRESETS
 
-BENCH_VERSION = "1"
+BENCH_VERSION = "2"  # 2: length-bucketed batches
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,11 @@ class Verdict:
         """The comparison as measured, then each term; for a transformed term, the same
         measurement at full precision when `baseline` knows it (returns None otherwise)."""
         shown = self.op if self.passed else _NEGATED[self.op]
-        lines = [f"{self.lhs_text} = {format_value(self.lhs)}  {shown}  "
-                 f"{self.rhs_text} = {format_value(self.rhs)}  "
+
+        def side(text: str, value: float) -> str:  # a plain number needs no "= value"
+            return text if text == format_value(value) else f"{text} = {format_value(value)}"
+
+        lines = [f"{side(self.lhs_text, self.lhs)}  {shown}  {side(self.rhs_text, self.rhs)}  "
                  f"(margin {format_value(self.margin)})"]
         for (label, value), ref in zip(self.terms, self.refs):
             lines.append(f"  {label} = {format_value(value)}")
