@@ -347,7 +347,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     tr = terminalreporter
     tr.write_sep("=", "unlearnspec")
-    tr.write(render_records(state.records, width=tr._tw.fullwidth, color=tr.hasmarkup))
+    # at least 120 columns: a CI log is not a terminal, and the matrix needs the room
+    tr.write(render_records(state.records, width=max(tr._tw.fullwidth, 120),
+                            color=tr.hasmarkup))
     counts = ", ".join(f"{k} {state.counts.get(k, 0)}"
                        for k in ("trained", "unlearned", "transformed", "measured"))
     tr.write_line(f"computed this session: {counts}")
