@@ -111,6 +111,10 @@ def test_xdist_and_serial_runs_give_identical_reports_computing_each_artifact_on
         r = json.loads((project.path / name).read_text())
         for key in ("started", "finished"):
             r.pop(key)
+        # which item paid for a shared measurement depends on how xdist spread the items;
+        # the totals (summary) must agree, the per-item split need not
+        for claim in r["claims"]:
+            claim.pop("counts", None)
         reports.append(dumps(r))
     assert reports[0] == reports[1]
 
