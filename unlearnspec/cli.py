@@ -61,7 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{word:6} {name}  (margin {verdict.margin:+.3g})")
         if word in ("FAIL", "XFAIL") and not args.quiet:
             print("       " + verdict.explain().replace("\n", "\n       "))
-    for m, r in run._results.items():
+    for m, r in run.results().items():
         values.setdefault(m.label(), r.value)
     print(render_matrix(values, width=120))
     counts = ", ".join(f"{k} {run.stats.get(k, 0)}"

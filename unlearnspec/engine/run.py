@@ -443,6 +443,10 @@ class Run:
         walk(claim.expr)
         return out
 
+    def results(self) -> dict[Measurement, MetricResult]:
+        """Every measurement this run has produced so far (computed or from the cache)."""
+        return dict(self._results)
+
     def describe(self, measurements: Iterable[Measurement]) -> dict[str, Any]:
         """The measured ones among `measurements`, for reports: label -> metric, model,
         transform, cache key and the full result (per-sample scores included)."""
