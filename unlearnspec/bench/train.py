@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..models.batching import right_pad
 from ..transforms.rtn import rtn_quantize
 from .presets import ModelConfig, TrainConfig
 
@@ -50,12 +51,7 @@ def encode_documents(docs: list[str], tokenizer: Any) -> list[list[int]]:
 
 
 def _batch(seqs: list[list[int]], pad: int) -> dict[str, torch.Tensor]:
-    n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
+    ids, mask = right_pad(seqs, pad)
     labels = ids.masked_fill(mask == 0, -100)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 import torch
 
+from ..models.batching import right_pad
 from ..errors import RunError
 
 AUTO_START = 64
@@ -230,12 +231,7 @@ def max_length(model: Any) -> int | None:
 @torch.no_grad()
 def _score_batch(model: Any, pad: int, seqs: list[list[int]]) -> list[TokenScores]:
     dev = _device(model)
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[r, :len(s)] = 1
+    ids, mask = right_pad(seqs, pad)
     ids, mask = ids.to(dev), mask.to(dev)
     logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
     logp = torch.log_softmax(logits, dim=-1)

@@ -17,6 +17,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ..models.batching import right_pad
+
 IGNORE = -100
 
 
@@ -75,12 +77,7 @@ def tokenize_documents(texts: Sequence[str], tokenizer: Any, max_length: int) ->
 
 def collate(chunks: Sequence[Sequence[int]], pad_id: int) -> Batch:
     """Right-pad `chunks` into a Batch (the pad id only fills; it is never a target)."""
-    width = max(len(c) for c in chunks)
-    ids = torch.full((len(chunks), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(chunks), width), dtype=torch.long)
-    for row, chunk in enumerate(chunks):
-        ids[row, :len(chunk)] = torch.tensor(chunk, dtype=torch.long)
-        mask[row, :len(chunk)] = 1
+    ids, mask = right_pad(chunks, pad_id)
     labels = ids.masked_fill(mask == 0, IGNORE)
     return Batch(ids, mask, labels)
 
