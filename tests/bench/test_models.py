@@ -64,3 +64,36 @@ def test_same_seed_gives_bit_identical_checkpoints(micro_model, tmp_path: Path) 
     assert again != first
     assert (again / "model.safetensors").read_bytes() == \
         (first / "model.safetensors").read_bytes()
+
+
+TRAIN_AND_HASH = """
+import hashlib, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from unlearnspec.bench.presets import get_preset
+from unlearnspec.bench.tokenizer import build_tokenizer
+from unlearnspec.bench.train import encode_documents, new_model, train_lm
+from unlearnspec.bench.world import make_world
+p = get_preset(sys.argv[2]); tok = build_tokenizer(make_world(p))
+docs = make_world(p).documents("forget") + make_world(p).documents("retain")
+m = new_model(p.model, tok, 0)
+train_lm(m, encode_documents(docs[:256], tok), pad_id=tok.pad_token_id, epochs=1, lr=3e-3,
+         batch_size=32, warmup_frac=0.05, weight_decay=0.0, seed=0, progress=False)
+h = hashlib.sha256()
+for _, v in sorted(m.state_dict().items()):
+    h.update(v.numpy().tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_training_is_bit_identical_with_one_or_two_threads() -> None:
+    # xdist workers train with one thread each, a plain run with one per core: both must
+    # produce the same checkpoint, or the cache would hold different numbers per invocation
+    import subprocess
+    import sys
+
+    def digest(threads: int) -> str:
+        out = subprocess.run([sys.executable, "-c", TRAIN_AND_HASH, str(threads), "tiny"],
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    assert digest(1) == digest(2)

@@ -1,6 +1,8 @@
 """What a user sees when pytest collects spec files (no model is trained here)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 SPEC = """\
@@ -117,3 +119,26 @@ def test_plugin_module_does_not_import_torch(pytester: pytest.Pytester) -> None:
             assert 'torch' not in sys.modules and 'transformers' not in sys.modules
     """)
     pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_xdist_workers_share_the_cores_instead_of_oversubscribing(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two workers on N cores get N // 2 intra-op threads each (torch's default would be N)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    pytester.makepyfile(test_threads="""
+        import os, torch
+        WANT = max(1, len(os.sched_getaffinity(0)) // 2)
+        def test_a(): assert (torch.get_num_threads(), os.environ["OMP_NUM_THREADS"]) == (WANT, str(WANT))
+        def test_b(): assert (torch.get_num_threads(), os.environ["OMP_NUM_THREADS"]) == (WANT, str(WANT))
+    """)
+    pytester.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=2)
+
+
+def test_a_users_omp_num_threads_is_left_alone(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    pytester.makepyfile(test_threads="""
+        import os
+        def test_a(): assert os.environ["OMP_NUM_THREADS"] == "1"
+    """)
+    pytester.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=1)
