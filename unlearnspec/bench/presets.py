@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from ..errors import RunError, did_you_mean
 from .names import PRESETS
 
-BENCH_VERSION = "2"  # 2: length-bucketed batches
+BENCH_VERSION = "3"  # 2: length-bucketed batches; 3: tiny has 2 layers
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ _PRESETS = {
         name="tiny",
         world=WorldConfig(n_entities=120, n_forget=12, n_holdout=12,
                           pool_sizes=(16, 16, 12, 12, 12), n_icl=3, n_retain_qa=60),
-        model=ModelConfig(hidden=128, layers=4, heads=4, ffn=512),
+        model=ModelConfig(hidden=128, layers=2, heads=4, ffn=512),
         train=TrainConfig(epochs=80, lr=3e-3, qat_epochs=10, qat_lr=1e-3),
     ),
     "micro": Preset(
