@@ -165,7 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        # Ctrl-C: what finished is in the cache (entries are written atomically), what did not
+        # leaves nothing behind; a traceback here would only bury that
+        print("\nunlearnspec: interrupted. Finished models and measurements stay in the cache; "
+              "run the same command again to continue from there.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

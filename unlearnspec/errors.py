@@ -6,6 +6,8 @@ one, the user's own text with a caret under the bad part, pytest-style.
 from __future__ import annotations
 
 import difflib
+import errno
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -83,3 +85,26 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint, or None when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EFBIG: "file too large",
+              errno.EDQUOT: "disk quota exceeded"}
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """Why `exc` is a full disk ("no space left on device", ...), or None if it is not.
+
+    Looks through the exception's causes, and at "os error N" / "[Errno N]" in the messages
+    of libraries that do not raise OSError (safetensors' Rust writer raises SafetensorError)
+    or that wrap one without chaining it."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _DISK_FULL:
+            return _DISK_FULL[cur.errno]
+        for code in re.findall(r"(?:os error |\[Errno )(\d+)", str(cur)):
+            if int(code) in _DISK_FULL:
+                return _DISK_FULL[int(code)]
+        cur = cur.__cause__ or cur.__context__
+    return None

@@ -42,15 +42,23 @@ claims:
 """
 
 
-@pytest.fixture()
-def project(pytester: pytest.Pytester, bench_cache: Path) -> pytest.Pytester:
-    """A project with the spec and a run cache that already holds the trained micro models
-    (training them is the benchmark tests' business; here they are copied in)."""
+@pytest.fixture(scope="session")
+def micro_models(bench_cache: Path) -> Path:
+    """The trained micro models, built before any `pytester` fixture snapshots sys.modules:
+    training imports torch submodules (torch.distributed's operator libraries among them) that
+    pytester would drop at teardown, and re-importing them registers their operators twice."""
     from unlearnspec.bench import ensure_model
 
     for kind in ("target-qat", "retrain"):
         ensure_model(f"micro/{kind}", bench_cache, progress=False)
-    shutil.copytree(bench_cache / "bench", pytester.path / "cache" / "bench")
+    return bench_cache
+
+
+@pytest.fixture()
+def project(micro_models: Path, pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project with the spec and a run cache that already holds the trained micro models
+    (training them is the benchmark tests' business; here they are copied in)."""
+    shutil.copytree(micro_models / "bench", pytester.path / "cache" / "bench")
     pytester.makefile(".yaml", spec=SPEC.replace("LR", "5.0e-5"))
     return pytester
 

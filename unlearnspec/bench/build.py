@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from ..errors import RunError
+from ..errors import RunError, disk_full
 from .names import split_model_name
 from .presets import BENCH_VERSION, get_preset
 
@@ -41,14 +41,29 @@ def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
     with FileLock(str(final) + ".lock"):
         if final.is_dir():  # built by another process while we waited
             return final
+        for stale in final.parent.glob(f".{final.name}.*"):  # left by a killed build
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         try:
             build(tmp)
             os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
             os.replace(tmp, final)
+        except Exception as exc:
+            why = disk_full(exc)
+            if why is None:
+                raise
+            raise RunError(f"could not write the benchmark item {final} in the cache "
+                           f"directory {cache_root(final)}: {why}. Nothing incomplete was "
+                           f"kept. Free space there, or point the cache elsewhere (pytest "
+                           f"--unlearn-cache-dir DIR, unlearnspec run --cache-dir DIR).") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def cache_root(item: Path) -> Path:
+    """The run cache directory holding a benchmark item (`<root>/bench/<preset>/<item>`)."""
+    return item.parent.parent.parent
 
 
 def ensure_data(preset: str, cache_dir: Path) -> Path:

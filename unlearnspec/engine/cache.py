@@ -23,11 +23,13 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
-from ..errors import RunError
+from ..errors import RunError, disk_full
 
 log = logging.getLogger("unlearnspec")
 
 MARKER = ".complete"
+FIX = ("Free space there, or point the cache elsewhere (pytest --unlearn-cache-dir DIR, "
+       "unlearnspec run --cache-dir DIR).")
 
 
 def content_key(*parts: Any) -> str:
@@ -62,7 +64,7 @@ class Cache:
     computed nothing."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # error messages name the directory in full
         self.stats: Counter[str] = Counter()
 
     # -- JSON records --------------------------------------------------------------------
@@ -112,9 +114,8 @@ class Cache:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
-            raise RunError(f"could not write the cache entry {path}: {exc.strerror or exc}. "
-                           f"Free space in {self.root} or point --unlearn-cache-dir elsewhere."
-                           ) from exc
+            raise RunError(f"could not write the cache entry {path} in the cache directory "
+                           f"{self.root}: {exc.strerror or exc}. {FIX}") from exc
         _fsync_dir(path.parent)
 
     # -- artifacts -----------------------------------------------------------------------
@@ -150,7 +151,8 @@ class Cache:
                 return final
             self.stats[f"{kind}.miss"] += 1
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{key[:8]}-"))
+            self._remove_stale_builds(final.parent, key)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{key}-"))
             try:
                 build(tmp)
                 sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
@@ -159,12 +161,21 @@ class Cache:
                     shutil.rmtree(final)
                 os.replace(tmp, final)
                 _fsync_dir(final.parent)
-            except OSError as exc:
+            except BaseException as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise RunError(f"could not write the cache artifact {final}: "
-                               f"{exc.strerror or exc}. Free space in {self.root} or point "
-                               f"--unlearn-cache-dir elsewhere.") from exc
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+                why = disk_full(exc) or (exc.strerror or str(exc)
+                                         if isinstance(exc, OSError) else None)
+                if why is None:
+                    raise
+                raise RunError(f"could not write the cache artifact {final} in the cache "
+                               f"directory {self.root}: {why}. Nothing incomplete was kept. "
+                               f"{FIX}") from exc
         return final
+
+    @staticmethod
+    def _remove_stale_builds(parent: Path, key: str) -> None:
+        """Temp directories of earlier builds of `key` that a killed process left behind.
+        Only called under the key's lock, so none of them is still being written."""
+        for stale in parent.glob(f".tmp-{key}-*"):
+            log.info("unlearnspec: removing %s, left by an interrupted build", stale)
+            shutil.rmtree(stale, ignore_errors=True)

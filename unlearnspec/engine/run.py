@@ -2,7 +2,8 @@
 
 Nodes and their keys (a hash of the inputs' keys + own config + component version):
 - data       builtin corpus / local dir (content fingerprint) / hub id + revision
-- model      builtin (weights digest) / path (files' sizes + mtimes, or hub id + revision) /
+- model      builtin (weights digest) / path (files' sizes + mtimes, or hub id + the commit
+             its revision resolved to) /
              unlearned (method, config, source model key, data key, seed)
 - measurement  metric kind + config, model key, transform key, data key, device type
 
@@ -155,8 +156,13 @@ class Run:
         elif ms.source == "path":
             from ..models.hub import resolve_checkpoint
 
-            path = resolve_checkpoint(ms.path, revision=ms.revision, base=self.spec.path.parent,
-                                      allow_pickle=ms.allow_pickle)
+            try:
+                path = resolve_checkpoint(ms.path, revision=ms.revision,
+                                          base=self.spec.path.parent,
+                                          allow_pickle=ms.allow_pickle,
+                                          trust_remote_code=ms.trust_remote_code)
+            except RunError as exc:  # say which of the spec's models it is
+                raise RunError(f"{ms.loc}: model '{name}': {exc}") from exc
         else:
             path = self.cache.artifact("models", self.model_key(name),
                                        lambda out: self._unlearn(name, out))
@@ -175,13 +181,16 @@ class Run:
             digests = {p.name: file_digest(p) for p in sorted(path.glob("*.safetensors"))}
             key = content_key("builtin", ms.builtin, digests)
         elif ms.source == "path":
-            path = self.model_path(name)
-            if isinstance(path, Path) and path.is_dir():
+            path = Path(self.model_path(name))
+            commit = self.resolved_revision(name)
+            if commit is not None:
+                # the commit the branch/tag resolved to, not the spec's `revision:` (None
+                # or a branch can move on the hub: a stale cache entry must not be reused)
+                key = content_key("hub", ms.path, commit)
+            else:
                 files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
                                for p in path.iterdir() if p.is_file())
                 key = content_key("path", str(path.resolve()), files)
-            else:
-                key = content_key("hub", ms.path, ms.revision)
         else:
             comp = METHODS.get(ms.method)
             seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
@@ -192,6 +201,18 @@ class Run:
             )
         self._model_keys[name] = key
         return key
+
+    def resolved_revision(self, name: str) -> str | None:
+        """The hub commit a `path:` model was loaded at (None for local directories and
+        built-in or unlearned models), recorded in reports and used in cache keys."""
+        ms = self.spec.models[name]
+        if ms.source != "path":
+            return None
+        from ..models.hub import resolve_local, snapshot_commit
+
+        if resolve_local(ms.path, self.spec.path.parent) is not None:
+            return None  # a local directory, even one inside a hub cache
+        return snapshot_commit(Path(self.model_path(name)))
 
     def _unlearn_data(self, name: str) -> str:
         ms = self.spec.models[name]
@@ -263,11 +284,12 @@ class Run:
                                    calibration=self._calibration(transform))
             try:
                 m = self.transform(transform).apply(m, ctx)
-            except RunError:
-                raise
             except Exception as exc:
+                # the transform's own RunError says what went wrong, not in which of the
+                # spec's transforms and models: both are added here
+                what = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
                 raise RunError(f"{ts.loc}: transform '{transform}' ({ts.kind}) failed on model "
-                               f"'{model}': {type(exc).__name__}: {exc}") from exc
+                               f"'{model}': {what}") from exc
             self.stats["transformed"] += 1
         self._loaded[slot] = (m, tok)
         return m, tok
@@ -469,7 +491,8 @@ class Run:
         for name, key in self._model_keys.items():
             ms = self.spec.models[name]
             out[name] = {"key": key, "source": ms.source, "builtin": ms.builtin,
-                         "path": ms.path, "revision": ms.revision, "method": ms.method,
+                         "path": ms.path, "revision": ms.revision,
+                         "resolved_revision": self.resolved_revision(name), "method": ms.method,
                          "from": ms.from_, "config": _asdict(ms.config),
                          "log": _without_timings(self.logs.get(name))}
         return out

@@ -12,7 +12,8 @@ from ..data import Corpus
 from .core import generate_greedy
 from .registry import KnowMemConfig
 from .result import MetricResult
-from .scores import KNOWMEM_STOPS, cut_at_stops, mean_result, require_samples, rouge_l_f1
+from .scores import (KNOWMEM_STOPS, cut_at_stops, mean_result, require_samples,
+                     require_some_output, rouge_l_f1)
 
 
 def qa_prompt(question: str, icl: Sequence[dict[str, str]]) -> str:
@@ -28,6 +29,8 @@ def knowmem(model: Any, tokenizer: Any, corpus: Corpus, config: KnowMemConfig, *
     raw = generate_greedy(model, tokenizer, [qa_prompt(r["question"], icl) for r in records],
                           max_new_tokens=config.max_new_tokens, stops=KNOWMEM_STOPS,
                           batch_size=batch_size)
+    require_some_output(raw, what=f"knowmem[{config.split}]",
+                        where=corpus.root / "knowmem" / f"{config.split}_qa.json")
     outputs = [cut_at_stops(o, KNOWMEM_STOPS) for o in raw]
     per = [100.0 * rouge_l_f1(r["answer"], o) for r, o in zip(records, outputs)]
     return mean_result(per, what=f"knowmem[{config.split}]", details={

@@ -185,3 +185,17 @@ def require_samples(items: Sequence[object], where: object) -> None:
     if not items:
         raise RunError(f"{where} holds no records: a metric over zero samples has no value. "
                        f"Add records to the file or drop the metric from the spec.")
+
+
+def require_some_output(outputs: Sequence[str], *, what: str, where: object) -> None:
+    """RunError when *every* generation is empty (or only whitespace).
+
+    A model that ends every answer at once scores 0 on every sample, which reads as "forgot
+    everything" and would pass a forgetting claim. It is almost always a broken checkpoint
+    or an EOS id that does not match the tokenizer, so it is an error with context; a few
+    empty answers among others are ordinary model behaviour and are scored as 0."""
+    if outputs and not any(o.strip() for o in outputs):
+        raise RunError(f"{what}: the model generated no text for any of the {len(outputs)} "
+                       f"prompts in {where} (it emits end-of-sequence or only whitespace "
+                       f"first), so a score of 0 would be a silent, meaningless pass. Check "
+                       f"the checkpoint and that its eos_token_id matches its tokenizer.")

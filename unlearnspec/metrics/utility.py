@@ -17,7 +17,8 @@ from ..errors import RunError
 from .core import generate_greedy, score_ids
 from .registry import FluencyConfig, MultipleChoiceConfig, TriviaQAConfig
 from .result import MetricResult
-from .scores import cut_at_stops, mean_result, ngram_entropy, qa_f1, require_samples
+from .scores import (cut_at_stops, mean_result, ngram_entropy, qa_f1, require_samples,
+                     require_some_output)
 
 QA_STOPS = ("\n", "Question:")
 LETTERS = "ABCDEFGHIJ"
@@ -125,6 +126,7 @@ def qa_f1_score(model: Any, tokenizer: Any, corpus: Any, config: TriviaQAConfig,
     raw = generate_greedy(model, tokenizer, [demo + f"Question: {q}\nAnswer: " for q, _ in items],
                           max_new_tokens=config.max_new_tokens, stops=QA_STOPS,
                           batch_size=batch_size)
+    require_some_output(raw, what="triviaqa", where=config.path)
     outputs = [cut_at_stops(o, QA_STOPS).strip() for o in raw]
     per = [100.0 * qa_f1(o, answers) for o, (_, answers) in zip(outputs, items)]
     return mean_result(per, what=f"triviaqa ({config.path})", details={
@@ -149,6 +151,7 @@ def fluency(model: Any, tokenizer: Any, corpus: Any, config: FluencyConfig, *,
     outputs = generate_greedy(model, tokenizer,
                               [config.template.format(instruction=x) for x in instructions],
                               max_new_tokens=config.max_new_tokens, batch_size=batch_size)
+    require_some_output(outputs, what="fluency", where=path)
     per = [ngram_entropy(o) for o in outputs]
     return mean_result(per, what=f"fluency ({path})",
                        details={"examples": [{"instruction": x, "output": o}

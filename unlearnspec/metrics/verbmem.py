@@ -12,7 +12,7 @@ from ..data import Corpus
 from .core import decode_new, generate_greedy
 from .registry import VerbMemConfig
 from .result import MetricResult
-from .scores import mean_result, require_samples, rouge_l_f1
+from .scores import mean_result, require_samples, require_some_output, rouge_l_f1
 
 
 def truncate_gt(tokenizer: Any, gt: str, max_tokens: int) -> str:
@@ -27,6 +27,8 @@ def verbmem(model: Any, tokenizer: Any, corpus: Corpus, config: VerbMemConfig, *
     require_samples(records, corpus.root / "verbmem" / f"{config.split}.json")
     outputs = generate_greedy(model, tokenizer, [r["prompt"] for r in records],
                               max_new_tokens=config.max_new_tokens, batch_size=batch_size)
+    require_some_output(outputs, what=f"verbmem[{config.split}]",
+                        where=corpus.root / "verbmem" / f"{config.split}.json")
     gts = [truncate_gt(tokenizer, r["gt"], config.gt_max_tokens) for r in records]
     per = [100.0 * rouge_l_f1(gt, out) for gt, out in zip(gts, outputs)]
     return mean_result(per, what=f"verbmem[{config.split}]", details={

@@ -5,6 +5,7 @@ loaded), `trust_remote_code=False`, and an optional pinned revision.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,39 @@ def check_weights_format(path: Path, *, allow_pickle: bool) -> None:
             f"{path} holds only pickle weights ({', '.join(sorted(pickles))}). Loading pickle "
             f"can run arbitrary code from whoever made the checkpoint. Convert it to "
             f"safetensors, or set `allow_pickle: true` on this model in the spec if you trust it."
+        )
+
+
+def custom_code(path: Path) -> list[str]:
+    """What in a checkpoint directory asks to run its own Python code: `auto_map` entries in
+    config.json / tokenizer_config.json (`"AutoModelForCausalLM": "modeling_x.MyModel"`)."""
+    found: list[str] = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            data = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        auto_map = data.get("auto_map") if isinstance(data, dict) else None
+        if isinstance(auto_map, dict):
+            for cls, ref in sorted(auto_map.items()):
+                found.append(f"{name}: {cls} -> {ref}")
+    return found
+
+
+def check_remote_code(path: Path, *, trust_remote_code: bool) -> None:
+    """Refuse a checkpoint that ships its own modeling code, unless the spec trusts it.
+
+    transformers would either run that code (trust_remote_code=True) or silently load its
+    built-in class for the model type instead, which measures a different model than its
+    author meant. Both are wrong for a gate that did not opt in, so this is an error."""
+    if trust_remote_code or not path.is_dir():
+        return
+    found = custom_code(path)
+    if found:
+        raise RunError(
+            f"{path} ships its own Python code ({'; '.join(found)}). Running it means running "
+            f"whatever its author wrote, with your permissions. Read the code, then set "
+            f"`trust_remote_code: true` on this model in the spec if you trust it."
         )
 
 
@@ -46,6 +80,7 @@ def load_causal_lm(
     local = Path(path)
     if local.exists():
         check_weights_format(local, allow_pickle=allow_pickle)
+        check_remote_code(local, trust_remote_code=trust_remote_code)
     common = dict(revision=revision, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), **common)

@@ -34,6 +34,8 @@ _MEASUREMENT = {
         "metric": {"type": "string"}, "kind": {"type": "string"},
         "model": {"type": "string"}, "transform": {"type": "string"},
         "key": {"type": "string"}, "result": _RESULT,
+        # what makes two runs' values comparable (kind, options, data): see engine/run.py
+        "identity": {"type": "string"},
     },
 }
 
@@ -44,6 +46,7 @@ _MODEL = {
         "key": {"type": "string"},
         "source": {"type": "string"},
         "builtin": _STR_OR_NULL, "path": _STR_OR_NULL, "revision": _STR_OR_NULL,
+        "resolved_revision": _STR_OR_NULL,  # the hub commit a `path:` model was loaded at
         "method": _STR_OR_NULL, "from": _STR_OR_NULL,
         "config": {"type": ["object", "null"]},
         "log": {"type": ["object", "null"]},
