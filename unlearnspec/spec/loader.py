@@ -164,7 +164,11 @@ class _Loader:
         values = {k: self.typed(m, k, hints[k], "settings") for k in m}
         for key in ("batch_size", "max_models_in_memory"):
             if isinstance(values.get(key), int) and values[key] < 1:
-                self.fail_value(m, key, f"settings: '{key}' must be at least 1")
+                fix = "write a positive number of samples per forward pass, or 'auto' to " \
+                    "halve it on out-of-memory" if key == "batch_size" else \
+                    "write how many models may be loaded at once (2 keeps a subject and " \
+                    "its reference)"
+                self.fail_value(m, key, f"settings: '{key}' must be at least 1", fix)
         return Settings(**values)
 
     def typed(self, m: LocDict, key: str, hint: Any, where: str) -> Any:
@@ -181,8 +185,15 @@ class _Loader:
     def string(self, m: LocDict, key: str, where: str) -> str:
         value = m[key]
         if not isinstance(value, str) or not value.strip():
+            if key == "xfail":  # `xfail: true` means "expected to fail": ask for why
+                fix = 'write the reason the claim is expected to fail, e.g. xfail: "4-bit ' \
+                      'RTN undoes the update"'
+            elif value is None or (isinstance(value, str) and not value.strip()):
+                fix = f"write a value after '{key}:' or remove the key"
+            else:
+                fix = f'quote it: {key}: "{value}"'
             self.fail_value(m, key, f"{where}: '{key}' must be a non-empty string, "
-                            f"got {value!r}", f"quote it: {key}: \"{value}\"")
+                            f"got {value!r}", fix)
         return value
 
     # ------------------------------------------------------------ data
