@@ -58,9 +58,13 @@ def test_models_are_reused_not_retrained(micro_model, bench_cache) -> None:
         {p.name for p in path.iterdir()}
 
 
-def test_same_seed_gives_bit_identical_checkpoints(micro_model, tmp_path: Path) -> None:
+def test_same_seed_gives_bit_identical_checkpoints(micro_model, tmp_path: Path,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
     first = micro_model("target")
+    capfd.readouterr()
     again = ensure_model("micro/target", tmp_path, progress=False)
+    # progress=False is silent: no transformers bar for the checkpoint it saves
+    assert "Writing model shards" not in capfd.readouterr().err
     assert again != first
     assert (again / "model.safetensors").read_bytes() == \
         (first / "model.safetensors").read_bytes()

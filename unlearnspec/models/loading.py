@@ -5,9 +5,10 @@ loaded), `trust_remote_code=False`, and an optional pinned revision.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import RunError
 
@@ -58,6 +59,23 @@ def check_remote_code(path: Path, *, trust_remote_code: bool) -> None:
             f"whatever its author wrote, with your permissions. Read the code, then set "
             f"`trust_remote_code: true` on this model in the spec if you trust it."
         )
+
+
+@contextlib.contextmanager
+def transformers_bars(enabled: bool) -> Iterator[None]:
+    """With `enabled` False, silence transformers' own per-checkpoint loading / saving bars
+    for the duration (the caller shows its own progress, or none), then restore the
+    caller's setting."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = not hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not enabled and not was_disabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_causal_lm(

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import torch
 
 from ..errors import RunError
-from ..models.loading import load_causal_lm
+from ..models.loading import load_causal_lm, transformers_bars
 from ..registry import Component
 from . import sure as sure_mod
 from .data import (Batch, Chunks, collate, micro_batches_per_epoch, pad_id_of, paired_batches,
@@ -47,7 +47,7 @@ def run_unlearning(method: Component, config: UnlearnConfig, *, base: Path, forg
     dev = torch.device(device)
     # the caller's global RNG state is left as it was; ours is fixed by the seed
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
-            _transformers_bars(progress):
+            transformers_bars(progress):
         torch.manual_seed(seed)
         log = _unlearn(method.name, impl, config, Path(base), forget, retain, Path(out), seed,
                        dev, progress)
@@ -92,22 +92,6 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
         "sure": saliency.to_log(config.sure) if saliency else None,
         "frozen_parameters_verified": len(frozen),
     }
-
-
-@contextlib.contextmanager
-def _transformers_bars(enabled: bool) -> Iterator[None]:
-    """`progress=False` means no terminal output: also silence transformers' own loading /
-    saving bars for the duration, then restore the caller's setting."""
-    from transformers.utils import logging as hf_logging
-
-    was_disabled = not hf_logging.is_progress_bar_enabled()
-    if not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if not enabled and not was_disabled:
-            hf_logging.enable_progress_bar()
 
 
 def _describe(chunks: Chunks) -> dict[str, int]:
