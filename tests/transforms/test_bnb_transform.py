@@ -138,3 +138,15 @@ def test_weight_metrics_stream_bnb_codes(tiny64, variant):
     # on weights not on the NF4 grid, rounding keeps a tiny update on average (γ near 1,
     # noisily): only grid-aligned targets undo it (see test_weightspace.py)
     assert 0.5 < update_retention(tiny64, large, nf4).value < 1.5
+
+
+def test_importing_bitsandbytes_does_not_flood_the_run_with_torch_deprecations() -> None:
+    # a fresh interpreter: bitsandbytes' import compiles its CPU ops, which imports torch
+    # modules that warn 14 times about torch.jit.script_method (the user cannot act on it)
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "always", "-c",
+                           "from unlearnspec.transforms.bnb import _bnb; _bnb()"],
+                          capture_output=True, text=True, check=True)
+    assert "script_method" not in done.stderr, done.stderr

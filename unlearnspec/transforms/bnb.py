@@ -12,6 +12,7 @@ packed weights in place for a faster kernel; afterwards `dequantize_4bit` return
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator
 
 import torch
@@ -25,7 +26,13 @@ BLOCKSIZE_4BIT = 64  # bitsandbytes' Params4bit default, which transformers uses
 
 def _bnb() -> Any:
     try:
-        import bitsandbytes
+        with warnings.catch_warnings():
+            # importing bitsandbytes' CPU ops calls torch.compile, which imports
+            # torch.utils.mkldnn, whose module body uses the deprecated torch.jit.script_method
+            # 14 times: torch's own deprecation, nothing a spec author can act on
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script_method",
+                                    category=DeprecationWarning)
+            import bitsandbytes
     except ImportError as exc:
         raise MissingExtraError("the bnb transform", "bnb", "bitsandbytes") from exc
     return bitsandbytes
