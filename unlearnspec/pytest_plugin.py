@@ -376,9 +376,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     tr = terminalreporter
     tr.write_sep("=", "unlearnspec")
-    # at least 120 columns: a CI log is not a terminal, and the matrix needs the room
-    tr.write(render_records(state.records, width=max(tr._tw.fullwidth, 120),
-                            color=tr.hasmarkup))
+    # a terminal: its width (long claim names wrap in their column). A CI log is not a
+    # terminal and has no width: the table takes its natural width, nothing is cut
+    width = tr._tw.fullwidth if tr.isatty() else max(tr._tw.fullwidth, 240)
+    tr.write(render_records(state.records, width=width, color=tr.hasmarkup))
     counts = ", ".join(f"{k} {state.counts.get(k, 0)}"
                        for k in ("trained", "unlearned", "transformed", "measured"))
     tr.write_line(f"computed this session: {counts}")

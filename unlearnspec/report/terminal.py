@@ -103,7 +103,7 @@ def render_view(view: Any, *, width: int = 100, color: bool = False) -> str:
             c = view.claims[i]
             margin = (c.get("verdict") or {}).get("margin")
             if verdicts:
-                verdicts.append("  ")
+                verdicts.append("\n")  # one verdict per line: a narrow column never splits one
             text = f"{MARKS[c['status']]} {c['claim']}"
             text += f" ({_fmt(margin)})" if margin is not None else ""
             verdicts.append(text, style=STYLES[c["status"]])
