@@ -81,24 +81,28 @@ def test_checkpoint_with_its_own_code_is_refused_and_the_code_never_runs(
     assert not marker.exists()
 
 
+# a claim comparing model 'other' with model 'base' (two checkpoint folders next to it)
+TWO_MODELS = """\
+    version: 1
+    data:
+      world: {builtin: micro}
+    models:
+      base: {path: ./base}
+      other: {path: ./other}
+    metrics:
+      loss: {kind: mia_loss}
+    claims:
+      - name: same-leakage
+        subjects: [other]
+        assert: loss <= base + 1
+    """
+
+
 def test_tokenizer_mismatch_between_subject_and_reference_is_an_error_naming_both(
         tiny_checkpoint: Path, tmp_path: Path, micro_data: Path) -> None:
     copy_checkpoint(tiny_checkpoint, tmp_path / "base")
     retokenized_checkpoint(tiny_checkpoint, tmp_path / "other")
-    spec = write_spec(tmp_path, """\
-        version: 1
-        data:
-          world: {builtin: micro}
-        models:
-          base: {path: ./base}
-          other: {path: ./other}
-        metrics:
-          loss: {kind: mia_loss}
-        claims:
-          - name: same-leakage
-            subjects: [other]
-            assert: loss <= base + 1
-        """)
+    spec = write_spec(tmp_path, TWO_MODELS)
     with pytest.raises(RunError) as info:
         evaluate(spec, micro_data)
     message = str(info.value)
@@ -112,20 +116,7 @@ def test_same_tokenizer_in_two_checkpoints_is_compared(
     """The control for the test above: two copies of one checkpoint compare fine."""
     copy_checkpoint(tiny_checkpoint, tmp_path / "base")
     copy_checkpoint(tiny_checkpoint, tmp_path / "other")
-    spec = write_spec(tmp_path, """\
-        version: 1
-        data:
-          world: {builtin: micro}
-        models:
-          base: {path: ./base}
-          other: {path: ./other}
-        metrics:
-          loss: {kind: mia_loss}
-        claims:
-          - name: same-leakage
-            subjects: [other]
-            assert: loss <= base + 1
-        """)
+    spec = write_spec(tmp_path, TWO_MODELS)
     verdict = evaluate(spec, micro_data)
     assert verdict.passed and verdict.lhs == verdict.rhs - 1
 
