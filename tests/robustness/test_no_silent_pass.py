@@ -121,11 +121,9 @@ def test_non_finite_metric_under_xfail_is_reported_as_an_error(
     assert [c["status"] for c in report["claims"]] == ["error"]
 
 
-@pytest.mark.parametrize("metric", ["knowmem", "verbmem"])
-def test_model_that_generates_nothing_is_an_error_not_a_perfect_forgetting_score(
-        tiny_checkpoint: Path, tmp_path: Path, micro_data: Path, metric: str) -> None:
-    eos_always_checkpoint(tiny_checkpoint, tmp_path / "ckpt")
-    spec = write_spec(tmp_path, f"""\
+def generation_spec(metric: str, *, bound: float) -> str:
+    """A claim that the checkpoint in ./ckpt forgot: `metric` on the forget split <= bound."""
+    return f"""\
         version: 1
         data:
           world: {{builtin: micro}}
@@ -136,8 +134,15 @@ def test_model_that_generates_nothing_is_an_error_not_a_perfect_forgetting_score
         claims:
           - name: forgets
             subjects: [subject]
-            assert: memorised <= 5
-        """)
+            assert: memorised <= {bound}
+        """
+
+
+@pytest.mark.parametrize("metric", ["knowmem", "verbmem"])
+def test_model_that_generates_nothing_is_an_error_not_a_perfect_forgetting_score(
+        tiny_checkpoint: Path, tmp_path: Path, micro_data: Path, metric: str) -> None:
+    eos_always_checkpoint(tiny_checkpoint, tmp_path / "ckpt")
+    spec = write_spec(tmp_path, generation_spec(metric, bound=5))
     with pytest.raises(RunError) as info:
         evaluate(spec, micro_data)
     message = str(info.value)
@@ -150,19 +155,7 @@ def test_model_that_generates_text_still_scores(tiny_checkpoint: Path, tmp_path:
                                                 micro_data: Path) -> None:
     """The control: the unmodified tiny model generates something and gets a number."""
     copy_checkpoint(tiny_checkpoint, tmp_path / "ckpt")
-    spec = write_spec(tmp_path, """\
-        version: 1
-        data:
-          world: {builtin: micro}
-        models:
-          subject: {path: ./ckpt}
-        metrics:
-          memorised: {kind: knowmem, split: forget, max_new_tokens: 8}
-        claims:
-          - name: forgets
-            subjects: [subject]
-            assert: memorised <= 100
-        """)
+    spec = write_spec(tmp_path, generation_spec("knowmem", bound=100))
     verdict = evaluate(spec, micro_data)
     assert verdict.passed and math.isfinite(verdict.lhs)
 

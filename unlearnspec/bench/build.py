@@ -100,10 +100,9 @@ def ensure_model(name: str, cache_dir: Path, *, progress: bool = True) -> Path:
 def _train(preset: str, kind: str, data: Path, base: Path | None, out: Path,
            progress: bool) -> None:
     import torch
-    from transformers import AutoModelForCausalLM
 
     from ..data import Corpus
-    from ..models.loading import transformers_bars
+    from ..models.loading import load_causal_lm, transformers_bars
     from .tokenizer import build_tokenizer
     from .train import align_to_grid, encode_documents, new_model, train_target_like
     from .world import make_world
@@ -120,13 +119,12 @@ def _train(preset: str, kind: str, data: Path, base: Path | None, out: Path,
         model = new_model(p.model, tokenizer, p.seed)
         log = train_target_like(model, seqs, p.train, **common)
     else:
-        with transformers_bars(False):  # the training bar is the progress shown here
-            model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        model, _ = load_causal_lm(base)
         log = align_to_grid(model, seqs, p.train, **common)
     if not all(torch.isfinite(t).all() for t in model.state_dict().values()):
         raise RunError(f"training {preset}/{kind} diverged (non-finite weights); "
                        f"lower the preset's learning rate")
-    with transformers_bars(False):
+    with transformers_bars(False):  # the training bar is the progress shown here
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
     meta = {"preset": preset, "model": kind, "bench_version": BENCH_VERSION,

@@ -91,9 +91,6 @@ def load_causal_lm(
     """(model in eval mode, tokenizer). `path` is a local directory or a hub id."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # per-load bars would bury pytest's own output
 
     local = Path(path)
     if local.exists():
@@ -101,14 +98,15 @@ def load_causal_lm(
         check_remote_code(local, trust_remote_code=trust_remote_code)
     common = dict(revision=revision, trust_remote_code=trust_remote_code)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), **common)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path),
-            dtype=dtype if dtype is not None else torch.float32,
-            use_safetensors=None if allow_pickle else True,
-            **common,
-            **kwargs,
-        )
+        with transformers_bars(False):  # per-load bars would bury pytest's own output
+            tokenizer = AutoTokenizer.from_pretrained(str(path), **common)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path),
+                dtype=dtype if dtype is not None else torch.float32,
+                use_safetensors=None if allow_pickle else True,
+                **common,
+                **kwargs,
+            )
     except (OSError, ValueError) as exc:
         raise RunError(f"could not load model from {path}: {exc}") from exc
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
