@@ -15,13 +15,14 @@ WORDS = (
 ).split()
 
 
-def make_tiny_checkpoint(out: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+def make_tiny_checkpoint(out: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2,
+                         words: tuple[str, ...] | list[str] = WORDS) -> Path:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<s>", "</s>", "\n"]
-    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
+    vocab = {tok: i for i, tok in enumerate(specials + list(words))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Split("\n", behavior="isolated"), pre_tokenizers.WhitespaceSplit()]

@@ -26,12 +26,12 @@ def run(kind, model_tok, batch_size=32, **options):
 
 
 @pytest.mark.slow
-def test_mmlu_accuracy_picks_the_most_likely_answer(tiny, tmp_path):
+def test_mmlu_loglik_picks_the_most_likely_answer_text(tiny, tmp_path):
     path = tmp_path / "mmlu.json"
     path.write_text(json.dumps(MMLU))
-    r = run("mmlu", tiny, path=str(path))
+    r = run("mmlu", tiny, path=str(path), protocol="loglik")
     assert r.n == len(MMLU) - 5 and r.details["shots"] == 5      # first 5 are the shots
-    assert r == run("mmlu", tiny, batch_size=1, path=str(path))
+    assert r == run("mmlu", tiny, batch_size=1, path=str(path), protocol="loglik")
     demo = "".join(f"Question: {m['question']}\nAnswer: {m['choices'][m['answer']]}\n\n"
                    for m in MMLU[:5])
     for item, got in zip(MMLU[5:], r.per_sample):
@@ -45,18 +45,18 @@ def test_mmlu_original_csv_and_truthfulqa_formats(tiny, tmp_path):
     csv = tmp_path / "dev.csv"
     csv.write_text("\n".join(f"{m['question']},red,blue,green,west,{'ABCD'[m['answer']]}"
                              for m in MMLU))
-    assert run("mmlu", tiny, path=str(csv), shots=2).n == len(MMLU) - 2
+    assert run("mmlu", tiny, path=str(csv), shots=2, protocol="loglik").n == len(MMLU) - 2
     tqa = tmp_path / "mc_task.json"
     tqa.write_text(json.dumps(TQA))
-    r = run("truthfulqa_mc1", tiny, path=str(tqa))
-    assert r.n == 2 and r.details == {"shots": 6, "normalize": "sum"}
+    r = run("truthfulqa_mc1", tiny, path=str(tqa), protocol="loglik")
+    assert r.n == 2 and r.details == {"protocol": "loglik", "shots": 6, "normalize": "sum"}
 
 
 def test_malformed_multiple_choice_record_names_the_file(tiny, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q", "choices": ["a"], "answer": "Z"}) + "\n")
     with pytest.raises(RunError, match=r"bad\.jsonl: record 0 is not a multiple-choice item"):
-        run("mmlu", tiny, path=str(bad), shots=0)
+        run("mmlu", tiny, path=str(bad), shots=0, protocol="loglik")
 
 
 def test_shots_consuming_every_record_is_an_error(tiny, tmp_path):
@@ -76,7 +76,7 @@ def test_triviaqa_f1_and_fluency(tiny, tmp_path):
     alpaca = tmp_path / "alpaca_eval.json"
     alpaca.write_text(json.dumps([{"instruction": "name a city", "output": "", "generator": "x"},
                                   {"instruction": "the color of the river", "output": ""}]))
-    f = run("fluency", tiny, path=str(alpaca), max_new_tokens=16)
+    f = run("fluency", tiny, path=str(alpaca), max_new_tokens=16, protocol="plain")
     assert f.n == 2 and all(x >= 0 for x in f.per_sample)
     assert f.value == pytest.approx(np.mean(f.per_sample))
 

@@ -261,6 +261,29 @@ def score_ids(model: Any, tokenizer: Any, seqs: Sequence[list[int]], *,
     return _unsort(res, order)
 
 
+@torch.no_grad()
+def _next_batch(model: Any, pad: int, seqs: list[list[int]], cand: list[int]) -> list[np.ndarray]:
+    dev = _device(model)
+    ids, mask = right_pad(seqs, pad)
+    logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=False).logits
+    last = torch.tensor([len(s) - 1 for s in seqs], device=logits.device)
+    rows = torch.log_softmax(logits[torch.arange(len(seqs), device=logits.device), last].float(),
+                             dim=-1)
+    return [r[cand].cpu().numpy().astype(np.float64) for r in rows]
+
+
+def next_token_logprobs(model: Any, tokenizer: Any, seqs: Sequence[list[int]],
+                        candidates: Sequence[int], *, batch_size: int | str = 32
+                        ) -> list[np.ndarray]:
+    """Per sequence, log p(candidate | whole sequence) for each candidate token id (the
+    softmax is over the full vocabulary, as RWKU's `get_next_word_predictions` takes it)."""
+    order = _by_length([len(s) for s in seqs])
+    pad, cand = _pad_id(tokenizer), list(candidates)
+    res = run_batched(lambda idx: _next_batch(model, pad, [list(seqs[i]) for i in idx], cand),
+                      order, batch_size)
+    return _unsort(res, order)
+
+
 def encode_documents(model: Any, tokenizer: Any, texts: Sequence[str]) -> tuple[list[list[int]], int]:
     """Documents encoded with special tokens (BOS), cut to the model's context length.
     Returns (ids, how many were cut) so callers can report the cut instead of hiding it."""

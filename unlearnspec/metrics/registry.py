@@ -89,50 +89,101 @@ METRICS.add(Component("update_retention", WeightMetricConfig,
 
 # --- utility metrics: read a local file (`path:`) in a public dataset's format, not the corpus
 
+Protocol = Literal["rwku", "loglik"]
+
+
 @dataclass(frozen=True)
 class FluencyConfig:
     """Weighted bi-/tri-gram entropy of greedy generations for instructions in `path`
-    (AlpacaEval's JSON: records with an `instruction` field; or a list of strings)."""
+    (AlpacaEval's JSON: records with an `instruction` field; or a list of strings).
+
+    `protocol: rwku` (default): RWKU's `eval_fluency` — prompt `Instruction: {instruction}\n`
+    (in the chat template when the tokenizer has one), 256 new tokens, value in bits × 100 as
+    the paper's tables print it (e.g. 573.3). `protocol: plain`: prompt `template`
+    (default `{instruction}\n`), 128 new tokens, value in bits."""
 
     path: str
-    max_new_tokens: int = 128
-    template: str = "{instruction}\n"
+    protocol: Literal["rwku", "plain"] = "rwku"
+    max_new_tokens: int | None = None
+    template: str | None = None
+    chat_template: bool | None = None
     limit: int | None = None
 
     def __post_init__(self) -> None:
         check(bool(self.path), "path must name a local instructions file", "path")
-        check(self.max_new_tokens > 0, "max_new_tokens must be positive", "max_new_tokens")
-        check("{instruction}" in self.template, "template must contain '{instruction}'",
-              "template")
+        check(self.protocol in ("rwku", "plain"), "protocol must be 'rwku' or 'plain'",
+              "protocol")
+        check(self.max_new_tokens is None or self.max_new_tokens > 0,
+              "max_new_tokens must be positive", "max_new_tokens")
+        check(self.template is None or self.protocol == "plain",
+              "template applies to protocol: plain (RWKU's prompt is fixed)", "template")
+        check(self.chat_template is None or self.protocol == "rwku",
+              "chat_template applies to protocol: rwku", "chat_template")
+        check(self.template is None or "{instruction}" in self.template,
+              "template must contain '{instruction}'", "template")
         check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
+
+    @property
+    def new_tokens(self) -> int:
+        return self.max_new_tokens or (256 if self.protocol == "rwku" else 128)
 
 
 @dataclass(frozen=True)
 class MultipleChoiceConfig:
-    """Accuracy × 100 of picking the choice with the highest answer log-likelihood after
-    `shots` solved examples. `path`: MMLU (records with question/choices/answer, or the
-    original headerless CSV) or TruthfulQA (records with `mc1_targets`). Few-shot examples come
-    from `fewshot_path`, else from the first `shots` records of `path` (not evaluated).
-    `normalize`: "mean" = per-token log-likelihood (answer perplexity), "sum" = total."""
+    """MMLU accuracy × 100. `path`: hub records (question/choices/answer, optionally
+    `subject`/`task` and RWKU's per-item `examples`) or the original headerless CSV.
+
+    `protocol: rwku` (default, RWKU's `eval_mmlu`): the subject header, `shots` solved
+    examples listing the choices as `A. …` lines with `Answer: X`, the question with its
+    choices, then `Answer:`; the prediction is the letter among A–D (…) with the highest
+    next-token probability. `protocol: loglik`: the choice whose text `" " + choice` has the
+    highest log-likelihood after `Question: {q}\nAnswer:` (choices not listed); `normalize`
+    "mean" (default: answer perplexity) or "sum".
+
+    Few-shot examples: a record's own `examples` (RWKU's layout), else `fewshot_path`, else the
+    first `shots` records of `path` (not evaluated)."""
 
     path: str
+    protocol: Protocol = "rwku"
     shots: int = 5
     fewshot_path: str | None = None
-    normalize: Literal["mean", "sum"] = "mean"
+    normalize: Literal["mean", "sum"] | None = None
+    chat_template: bool | None = None
     limit: int | None = None
 
     def __post_init__(self) -> None:
         check(bool(self.path), "path must name a local data file", "path")
+        check(self.protocol in ("rwku", "loglik"), "protocol must be 'rwku' or 'loglik'",
+              "protocol")
         check(self.shots >= 0, "shots must be 0 or more", "shots")
-        check(self.normalize in ("mean", "sum"), "normalize must be 'mean' or 'sum'",
+        check(self.normalize in (None, "mean", "sum"), "normalize must be 'mean' or 'sum'",
               "normalize")
+        check(self.normalize is None or self.protocol == "loglik",
+              "normalize applies to protocol: loglik (rwku compares the answer letters)",
+              "normalize")
+        check(self.chat_template is None or self.protocol == "rwku",
+              "chat_template applies to protocol: rwku", "chat_template")
         check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
 
 
 @dataclass(frozen=True)
 class TruthfulQAConfig(MultipleChoiceConfig):
+    """TruthfulQA MC1 accuracy × 100 (records with `mc1_targets`).
+
+    `protocol: rwku` (default, RWKU's `eval_truthfulqa`): the fixed QA preset's six `Q:`/`A:`
+    shots, then `Q: {question}` and `A:`; the summed log-likelihood of `" " + choice`; an item
+    counts only if the true answer scores *strictly* higher than every false one (a tie is
+    wrong). `shots`/`fewshot_path` must stay unset (the preset is the shots) and every record
+    is evaluated. `protocol: loglik`: `shots` solved examples from the file as
+    `Question:`/`Answer:`, `normalize` (default "sum"), ties go to the first choice."""
+
     shots: int = 6
-    normalize: Literal["mean", "sum"] = "sum"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.protocol == "loglik" or (self.shots == 6 and self.fewshot_path is None),
+              "protocol: rwku uses TruthfulQA's fixed six-shot QA preset; shots and "
+              "fewshot_path apply to protocol: loglik", "shots")
 
 
 @dataclass(frozen=True)
@@ -155,11 +206,11 @@ class TriviaQAConfig:
 
 
 METRICS.add(Component("fluency", FluencyConfig, "unlearnspec.metrics.utility:fluency",
-                      tags=frozenset({"utility"}), unit="bits"))
-METRICS.add(Component("mmlu", MultipleChoiceConfig, "unlearnspec.metrics.utility:mc_accuracy",
+                      tags=frozenset({"utility"}), unit="entropy"))
+METRICS.add(Component("mmlu", MultipleChoiceConfig, "unlearnspec.metrics.utility:mmlu",
                       tags=frozenset({"utility"}), unit="percent"))
 METRICS.add(Component("truthfulqa_mc1", TruthfulQAConfig,
-                      "unlearnspec.metrics.utility:mc_accuracy",
+                      "unlearnspec.metrics.utility:truthfulqa_mc1",
                       tags=frozenset({"utility"}), unit="percent"))
 METRICS.add(Component("triviaqa", TriviaQAConfig, "unlearnspec.metrics.utility:qa_f1_score",
                       tags=frozenset({"utility"}), unit="percent"))

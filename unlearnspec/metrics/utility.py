@@ -1,8 +1,11 @@
 """Utility metrics on public benchmarks read from local files (section 6's Gen / Tru / Fac /
-Flu columns): multiple-choice accuracy by answer log-likelihood (MMLU, TruthfulQA MC1), QA F1
-(TriviaQA), and fluency (weighted bi-/tri-gram entropy of generations).
+Flu columns): MMLU and TruthfulQA MC1 accuracy, QA F1 (TriviaQA), and fluency (weighted
+bi-/tri-gram entropy of generations).
 
-They ignore the spec's corpus. Relative `path`s are resolved against the working directory.
+`protocol: rwku` (the default) builds prompts and scores as RWKU's evaluation code does, which
+the paper's Tables 3, 4 and 9 follow; `protocol: loglik` / `plain` are the earlier
+log-likelihood / plain-prompt variants. They ignore the spec's corpus. Relative `path`s are
+resolved against the working directory.
 """
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ import numpy as np
 
 from ..data.files import read_records
 from ..errors import RunError
-from .core import generate_greedy, score_ids
-from .registry import FluencyConfig, MultipleChoiceConfig, TriviaQAConfig
+from .core import generate_greedy, next_token_logprobs, score_ids
+from .registry import FluencyConfig, MultipleChoiceConfig, TriviaQAConfig, TruthfulQAConfig
+from .rwku_prompts import (MMLU_LETTERS, fluency_user_text, mmlu_user_text, rwku_prompt,
+                           truthfulqa_user_text, uses_chat_template)
 from .result import MetricResult
 from .scores import (cut_at_stops, mean_result, ngram_entropy, qa_f1, require_samples,
                      require_some_output)
@@ -29,6 +34,8 @@ class ChoiceItem:
     question: str
     choices: tuple[str, ...]
     answer: int
+    subject: str | None = None
+    examples: tuple["ChoiceItem", ...] | None = None
 
 
 def _choice_item(rec: Any, path: Path, i: int) -> ChoiceItem:
@@ -45,7 +52,11 @@ def _choice_item(rec: Any, path: Path, i: int) -> ChoiceItem:
             return ChoiceItem(rec["question"], tuple(choices), list(labels).index(1))
         ans = rec["answer"]
         idx = LETTERS.index(ans) if isinstance(ans, str) else int(ans)
-        return ChoiceItem(rec["question"], tuple(rec["choices"]), idx)
+        examples = rec.get("examples")
+        return ChoiceItem(rec["question"], tuple(rec["choices"]), idx,
+                          rec.get("subject", rec.get("task")),
+                          None if examples is None
+                          else tuple(_choice_item(e, path, i) for e in examples))
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise RunError(f"{path}: record {i} is not a multiple-choice item in MMLU or "
                        f"TruthfulQA format ({type(exc).__name__}: {exc})") from exc
@@ -86,21 +97,112 @@ def continuation_logprobs(model: Any, tokenizer: Any, pairs: Sequence[tuple[str,
     return [s.logprobs[-n:] for s, n in zip(scores, n_cont)]
 
 
-def mc_accuracy(model: Any, tokenizer: Any, corpus: Any, config: MultipleChoiceConfig, *,
-                batch_size: int | str = 32) -> MetricResult:
-    shots, items = _split_shots(config, _choice_item)
+def _loglik_choices(model: Any, tokenizer: Any, shots: Sequence[ChoiceItem],
+                    items: Sequence[ChoiceItem], agg: Any, *, batch_size: int | str
+                    ) -> list[list[float]]:
+    """Per item, the aggregated log-likelihood of `" " + choice` after `Question:`/`Answer:`
+    shots and the question."""
     demo = "".join(f"Question: {s.question}\nAnswer: {s.choices[s.answer]}\n\n" for s in shots)
     pairs = [(demo + f"Question: {it.question}\nAnswer:", " " + c)
              for it in items for c in it.choices]
     lps = continuation_logprobs(model, tokenizer, pairs, batch_size=batch_size)
-    agg = np.mean if config.normalize == "mean" else np.sum
+    out, k = [], 0
+    for it in items:
+        out.append([float(agg(lp)) for lp in lps[k:k + len(it.choices)]])
+        k += len(it.choices)
+    return out
+
+
+def _subject(item: ChoiceItem, path: Path) -> str:
+    """RWKU's header names the item's subject (`task`); MMLU's CSVs are one subject per file
+    (`astronomy_test.csv`), so the file name stands in when the record has none."""
+    if item.subject:
+        return item.subject
+    stem = path.stem
+    for tail in ("_test", "_dev", "_val"):
+        stem = stem.removesuffix(tail)
+    return stem
+
+
+def _letter_ids(tokenizer: Any, n: int) -> list[int]:
+    """RWKU's candidates: the last token of `" " + letter` (no special tokens)."""
+    ids = [_ids(tokenizer, " " + MMLU_LETTERS[j], False) for j in range(n)]
+    if any(not i for i in ids) or len({i[-1] for i in ids}) < n:
+        raise RunError(f"the tokenizer does not give the answer letters {MMLU_LETTERS[:n]} "
+                       f"distinct tokens, so MMLU's letter protocol cannot tell them apart")
+    return [i[-1] for i in ids]
+
+
+def _own_examples(config: MultipleChoiceConfig) -> list[ChoiceItem] | None:
+    """Every record of `path` when each carries its own `examples` (RWKU's layout), else None."""
+    path = Path(config.path)
+    items = [_choice_item(r, path, i) for i, r in enumerate(read_records(path))]
+    if not items or any(it.examples is None for it in items):
+        return None
+    items = items[:config.limit] if config.limit else items
+    return items
+
+
+def mmlu(model: Any, tokenizer: Any, corpus: Any, config: MultipleChoiceConfig, *,
+         batch_size: int | str = 32) -> MetricResult:
+    path = Path(config.path)
+    if config.protocol == "loglik":
+        shots, items = _split_shots(config, _choice_item)
+        agg = np.sum if config.normalize == "sum" else np.mean
+        ll = _loglik_choices(model, tokenizer, shots, items, agg, batch_size=batch_size)
+        per = [100.0 * (int(np.argmax(x)) == it.answer) for x, it in zip(ll, items)]
+        return mean_result(per, what=f"mmlu ({config.path})", details={
+            "protocol": "loglik", "shots": len(shots), "normalize": config.normalize or "mean"})
+    chat = uses_chat_template(tokenizer, config.chat_template)
+    own = _own_examples(config)
+    shots, items = ([], own) if own is not None else _split_shots(config, _choice_item)
+    by_width: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        by_width.setdefault(len(it.choices), []).append(i)
+    pred: dict[int, int] = {}
+    for width, idx in by_width.items():
+        prompts = []
+        for i in idx:
+            it = items[i]
+            demo = [(s.question, s.choices, s.answer) for s in (it.examples or shots)]
+            user = mmlu_user_text(_subject(it, path), demo, it.question, it.choices)
+            prompts.append(_ids(tokenizer, rwku_prompt(tokenizer, user, "Answer:", chat=chat),
+                                True))
+        lps = next_token_logprobs(model, tokenizer, prompts, _letter_ids(tokenizer, width),
+                                  batch_size=batch_size)
+        pred.update({i: int(np.argmax(lp)) for i, lp in zip(idx, lps)})
+    per = [100.0 * (pred[i] == it.answer) for i, it in enumerate(items)]
+    return mean_result(per, what=f"mmlu ({config.path})", details={
+        "protocol": "rwku", "chat_template": chat,
+        "shots": "per record" if own is not None else len(shots)})
+
+
+def truthfulqa_mc1(model: Any, tokenizer: Any, corpus: Any, config: TruthfulQAConfig, *,
+                   batch_size: int | str = 32) -> MetricResult:
+    if config.protocol == "loglik":
+        shots, items = _split_shots(config, _choice_item)
+        agg = np.mean if config.normalize == "mean" else np.sum
+        ll = _loglik_choices(model, tokenizer, shots, items, agg, batch_size=batch_size)
+        per = [100.0 * (int(np.argmax(x)) == it.answer) for x, it in zip(ll, items)]
+        return mean_result(per, what=f"truthfulqa_mc1 ({config.path})", details={
+            "protocol": "loglik", "shots": len(shots), "normalize": config.normalize or "sum"})
+    path = Path(config.path)
+    items = [_choice_item(r, path, i) for i, r in enumerate(read_records(path))]
+    items = items[:config.limit] if config.limit else items
+    require_samples(items, path)
+    chat = uses_chat_template(tokenizer, config.chat_template)
+    prompts = [rwku_prompt(tokenizer, truthfulqa_user_text(it.question), "A:", chat=chat,
+                           pad=" ") for it in items]
+    pairs = [(p, " " + c) for p, it in zip(prompts, items) for c in it.choices]
+    lps = continuation_logprobs(model, tokenizer, pairs, batch_size=batch_size)
     per, k = [], 0
     for it in items:
-        ll = [float(agg(lp)) for lp in lps[k:k + len(it.choices)]]
+        ll = [float(np.sum(lp)) for lp in lps[k:k + len(it.choices)]]
         k += len(it.choices)
-        per.append(100.0 * (int(np.argmax(ll)) == it.answer))
-    return mean_result(per, what=f"multiple choice ({config.path})",
-                       details={"shots": len(shots), "normalize": config.normalize})
+        false = [x for j, x in enumerate(ll) if j != it.answer]
+        per.append(100.0 * (not false or ll[it.answer] > max(false)))
+    return mean_result(per, what=f"truthfulqa_mc1 ({config.path})", details={
+        "protocol": "rwku", "shots": 6, "chat_template": chat})
 
 
 def _trivia_item(rec: Any, path: Path, i: int) -> tuple[str, list[str]]:
@@ -148,11 +250,20 @@ def fluency(model: Any, tokenizer: Any, corpus: Any, config: FluencyConfig, *,
     instructions = [_instruction(r, path, i) for i, r in enumerate(read_records(path))]
     instructions = instructions[:config.limit] if config.limit else instructions
     require_samples(instructions, path)
-    outputs = generate_greedy(model, tokenizer,
-                              [config.template.format(instruction=x) for x in instructions],
-                              max_new_tokens=config.max_new_tokens, batch_size=batch_size)
+    if config.protocol == "rwku":
+        chat = uses_chat_template(tokenizer, config.chat_template)
+        prompts = [rwku_prompt(tokenizer, fluency_user_text(x), "", chat=chat)
+                   for x in instructions]
+        scale, unit, extra = 100.0, "bits x 100", {"chat_template": chat}
+    else:
+        template = config.template or "{instruction}\n"
+        prompts = [template.format(instruction=x) for x in instructions]
+        scale, unit, extra = 1.0, "bits", {}
+    outputs = generate_greedy(model, tokenizer, prompts, max_new_tokens=config.new_tokens,
+                              batch_size=batch_size)
     require_some_output(outputs, what="fluency", where=path)
-    per = [ngram_entropy(o) for o in outputs]
-    return mean_result(per, what=f"fluency ({path})",
-                       details={"examples": [{"instruction": x, "output": o}
-                                             for x, o in list(zip(instructions, outputs))[:3]]})
+    per = [scale * ngram_entropy(o) for o in outputs]
+    return mean_result(per, what=f"fluency ({path})", details={
+        "protocol": config.protocol, "unit": unit, "max_new_tokens": config.new_tokens, **extra,
+        "examples": [{"instruction": x, "output": o}
+                     for x, o in list(zip(instructions, outputs))[:3]]})
