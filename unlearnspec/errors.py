@@ -57,13 +57,33 @@ class SpecError(UnlearnSpecError):
         head = f"{self.loc}: {self.message}" if self.loc else self.message
         lines = [head]
         if self.source is not None:
-            lines.append("    " + self.source)
-            if self.span is not None:
-                start, end = self.span
+            source, span = _window(self.source, self.span)
+            lines.append("    " + source)
+            if span is not None:
+                start, end = span
                 lines.append("    " + " " * start + "^" * max(1, end - start))
         if self.hint:
             lines.append(self.hint)
         return "\n".join(lines)
+
+
+_WIDTH = 120  # of a shown source line; a longer one is cut around the caret
+
+
+def _window(source: str, span: tuple[int, int] | None
+            ) -> tuple[str, tuple[int, int] | None]:
+    """A long line (a hostile spec's 6,000 brackets) cut to about _WIDTH characters around
+    the span, with '...' where it was cut."""
+    if len(source) <= _WIDTH:
+        return source, span
+    start, end = span or (0, 0)
+    left = max(0, min(start - _WIDTH // 2, len(source) - _WIDTH))
+    right = left + _WIDTH
+    cut = ("..." if left else "") + source[left:right] + ("..." if right < len(source) else "")
+    if span is None:
+        return cut, None
+    shift = left - (3 if left else 0)
+    return cut, (start - shift, min(end, right) - shift)
 
 
 class RunError(UnlearnSpecError):

@@ -46,8 +46,10 @@ claims:
     assert: gamma under rtn4 < 0.5
 """
 
-# characters a typo tends to produce in YAML and in claims
-NOISE = st.sampled_from(list(":{}[],-#'\"\t @()<>=+*/.|&!%0123456789abz_\n ≤"))
+# characters a typo tends to produce in YAML and in claims, and pieces of hostile input:
+# non-finite numbers, a division by zero, anchors and aliases, deep brackets
+NOISE = st.sampled_from(list(":{}[],-#'\"\t @()<>=+*/.|&!%0123456789abz_\n ≤")
+                        + [".inf", ".nan", "/0", "1e999", "&a ", "*a", "[" * 70])
 
 
 @st.composite

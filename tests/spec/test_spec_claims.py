@@ -288,3 +288,26 @@ def test_number_over_metric_is_not_that_metrics_unit() -> None:
     # 1 / gamma has unit 1/ratio: it may be compared with a number but not with gamma
     parse("1 / (gamma @ rtn4) <= 10")
     assert "incompatible units" in error("1 / (gamma @ rtn4) <= gamma @ rtn8").message
+
+
+@pytest.mark.parametrize("text, under, message", [
+    ("knowmem_forget <= retrain + 1/0", "0", "division by zero: '0' is 0"),
+    ("knowmem_forget / (2 - 2) <= 1", "2 - 2", "division by zero: '2 - 2' is 0"),
+    ("knowmem_forget <= max(1, 1e300 * 1e300)", "1e300 * 1e300", "is not a finite number"),
+    ("knowmem_forget <= -(1e308 + 1e308) + retrain", "1e308 + 1e308", "is not a finite number"),
+])
+def test_constant_arithmetic_errors_are_caught_when_parsed(text: str, under: str,
+                                                           message: str) -> None:
+    err = error(text)
+    assert message in err.message and caret(err) == under
+
+
+def test_constant_arithmetic_keeps_the_tree_as_written() -> None:
+    # an explanation prints what the user wrote, so 2 * 2.5 is not shown as 5
+    assert shape(parse("knowmem_forget <= retrain + 2 * 2.5").right) == (
+        "+", ("knowmem_forget", "retrain", None), ("*", 2.0, 2.5))
+
+
+def test_three_thousand_nested_parentheses_are_a_clear_error() -> None:
+    text = "(" * 3000 + "knowmem_forget" + ")" * 3000 + " <= 1"
+    assert "nested too deeply" in error(text).message

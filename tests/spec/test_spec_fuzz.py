@@ -147,3 +147,86 @@ def test_evaluation_matches_direct_float_computation(left, right, op, values, sc
         assert verdict.passed is (verdict.margin >= 0)
     elif op in ("<", ">"):
         assert verdict.passed is (verdict.margin > 0)
+
+
+# ---------------------------------------------------------------- hostile YAML
+
+
+@st.composite
+def alias_graphs(draw) -> str:
+    """Anchored lists whose items alias earlier anchors: billion laughs of every shape, with
+    nesting and merge keys mixed in."""
+    lines = ["version: 1"]
+    anchors: list[str] = []
+    for i in range(draw(st.integers(1, 8))):
+        items = []
+        for _ in range(draw(st.integers(0, 12))):
+            if anchors and draw(st.booleans()):
+                items.append("*" + draw(st.sampled_from(anchors)))
+            else:
+                depth = draw(st.integers(0, 80))
+                items.append("[" * depth + "1" + "]" * depth)
+        lines.append(f"k{i}: &n{i} [{', '.join(items)}]")
+        anchors.append(f"n{i}")
+    if draw(st.booleans()):
+        lines.append("m: &m {x: 1}\nn: {<<: *m, y: 2}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(alias_graphs())
+def test_any_alias_graph_loads_or_raises_spec_error(tmp_path_factory, text: str) -> None:
+    """No shape of aliases and nesting hangs the loader or reaches Python's recursion limit:
+    within the limits it builds what safe_load builds, past them it is a located SpecError."""
+    from unlearnspec.spec.yamlload import load_yaml
+
+    try:
+        doc = load_yaml(text, "spec.yaml")
+    except SpecError as err:
+        assert err.loc is not None and 1 <= err.loc.line <= text.count("\n")
+        assert any(word in err.message for word in ("values", "levels deep", "aliases")), err
+        return
+    assert doc == yaml.safe_load(text)
+
+
+def _python(op: str, a: float, b: float) -> float:
+    """Python's float arithmetic, with nan for what Python refuses (a division by zero)."""
+    try:
+        return OPS[op](a, b)
+    except ZeroDivisionError:
+        return math.nan
+
+
+@st.composite
+def constants(draw, depth: int = 0) -> tuple[str, float]:
+    """(numbers-only claim text, its value computed directly with Python floats)."""
+    if depth >= 3 or draw(st.booleans()):
+        text = draw(st.sampled_from(["0", "1", "2", "0.5", "1e300", "1e308", "(1 - 1)"]))
+        return text, 0.0 if text == "(1 - 1)" else float(text)
+    kind = draw(st.sampled_from(["bin", "neg", "max"]))
+    a_text, a = draw(constants(depth + 1))
+    if kind == "neg":
+        return f"-({a_text})", -a
+    b_text, b = draw(constants(depth + 1))
+    if kind == "max":
+        return f"max({a_text}, {b_text})", max(a, b) if not (math.isnan(a) or math.isnan(b)) \
+            else math.nan
+    op = draw(st.sampled_from(["+", "-", "*", "/"]))
+    return f"({a_text}) {op} ({b_text})", _python(op, a, b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(constants())
+def test_constant_arithmetic_is_decided_when_parsed(const: tuple[str, float]) -> None:
+    """A claim's numbers-only part either is a collection error or has the value Python
+    computes for it; a constant that is not finite never waits for the end of a run."""
+    text, direct = const
+    try:
+        parse_claim(f"knowmem_forget <= {text}", SCOPE)
+    except SpecError as err:
+        assert "division by zero" in err.message or "not a finite number" in err.message
+        return
+    assert math.isfinite(direct)
+    verdict = evaluate_claim(claim(f"knowmem_forget <= {text}"), "ga_klr", lambda ref: 0.0)
+    assert verdict.rhs == direct

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, NoReturn
 
 from ..errors import Location, SpecError, did_you_mean
+from .evaluate import ClaimNotComputable, constant_value
 from .model import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num
 
 FUNCTIONS = ("abs", "min", "max")
@@ -403,6 +404,17 @@ def _walk(node: Any) -> list[Any]:
     return out
 
 
+def _is_constant(expr: Expr) -> bool:
+    return not any(isinstance(n, MetricRef) for n in _walk(expr))
+
+
+def _constant(expr: Expr) -> float:
+    try:
+        return constant_value(expr)
+    except ClaimNotComputable:
+        return math.inf
+
+
 def _snippet(text: str, span: tuple[int, int]) -> str:
     return text[span[0]:span[1]]
 
@@ -433,14 +445,30 @@ class _Resolver:
             return Num(node.value, node.span), None
         if isinstance(node, _Neg):
             inner, unit = self.resolve(node.operand)
-            return Neg(inner, node.span), unit
+            return self.fold(Neg(inner, node.span)), unit
         if isinstance(node, _Bin):
-            return self.binary(node)
+            expr, unit = self.binary(node)
+            return self.fold(expr), unit
         if isinstance(node, (_Name, _At)) or (
             isinstance(node, _Call) and node.func in self.scope.metrics
         ):
             return self.ref(node)
-        return self.function(node)
+        expr, unit = self.function(node)
+        return self.fold(expr), unit
+
+    def fold(self, expr: Expr) -> Expr:
+        """Compute a sub-expression of numbers only now, so `1/0` or an overflow is an error
+        at collection with a caret, not at the end of a run; so is a division by a constant
+        zero, whatever is divided. The arithmetic is `spec.evaluate`'s, in the same order.
+        The tree is kept as written, so an explanation shows the user's own arithmetic."""
+        if isinstance(expr, BinOp) and expr.op == "/" and _is_constant(expr.right) \
+                and _constant(expr.right) == 0:
+            self.src.fail(f"division by zero: '{_snippet(self.src.text, expr.right.span)}' "
+                          "is 0", expr.right.span, "divide by a number other than 0")
+        if _is_constant(expr) and not math.isfinite(_constant(expr)):
+            self.src.fail(f"'{_snippet(self.src.text, expr.span)}' is not a finite number",
+                          expr.span, "use numbers a claim can compare, e.g. retrain + 5")
+        return expr
 
     def binary(self, node: _Bin) -> tuple[Expr, str | None]:
         left, lu = self.resolve(node.left)

@@ -123,6 +123,17 @@ def evaluate_claim(claim: ClaimSpec, subject: str, lookup: Callable[[MetricRef],
     )
 
 
+def constant_value(expr: Expr) -> float:
+    """The value of an expression without metric references, computed exactly as
+    `evaluate_claim` would (the claim parser folds such sub-expressions). A division by zero
+    or an overflow raises ClaimNotComputable."""
+    return _Evaluator(None, "", _no_lookup).value(expr)
+
+
+def _no_lookup(ref: MetricRef) -> Any:
+    raise AssertionError(f"a constant expression has no metric terms, got {ref}")
+
+
 def _compare(op: str, lhs: float, rhs: float) -> tuple[bool, float]:
     if op == "==":
         diff = abs(lhs - rhs)
@@ -133,12 +144,14 @@ def _compare(op: str, lhs: float, rhs: float) -> tuple[bool, float]:
 
 
 class _Evaluator:
-    def __init__(self, claim: ClaimSpec, subject: str, lookup: Callable[[MetricRef], Any]
-                 ) -> None:
+    def __init__(self, claim: ClaimSpec | None, subject: str,
+                 lookup: Callable[[MetricRef], Any]) -> None:
         self.claim, self.subject, self.lookup = claim, subject, lookup
         self.values: dict[MetricRef, float] = {}  # keys have span (0, 0): one per term
 
     def fail(self, message: str, term: str | None = None) -> ClaimNotComputable:
+        if self.claim is None:
+            return ClaimNotComputable(message, term)
         return ClaimNotComputable(
             f"claim '{self.claim.name}' for subject '{self.subject}' cannot be decided: "
             f"{message}", term)

@@ -10,6 +10,7 @@ metrics, then claims; the first error found is raised.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from .claims import NAME_RE, RESERVED, ClaimScope, parse_claim
 from .model import (SPEC_VERSION, ClaimSpec, DataSpec, MetricSpec, ModelSpec, Settings, Spec,
                     TransformSpec)
 from .options import coerce, describe, field_hints, literal_choices
-from .yamlload import LocDict, LocList, load_yaml
+from .yamlload import MAX_BYTES, LocDict, LocList, load_yaml, too_large
 
 TOP_KEYS = ("version", "seed", "settings", "data", "models", "transforms", "metrics", "claims")
 DATA_KEYS = ("builtin", "path", "revision")
@@ -41,6 +42,9 @@ def load_spec(path: str | Path) -> Spec:
     """Load and check a spec file. Relative `path:` entries are relative to the file."""
     shown = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_BYTES:  # before reading it: a spec path could name any file
+            raise too_large(shown, size)
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"spec file not found: {shown}",
@@ -176,8 +180,11 @@ class _Loader:
         if not ok:
             choices = literal_choices(hint)
             hint_text = did_you_mean(str(m[key]), choices) if choices else None
-            if isinstance(m[key], str) and describe(hint) == "a number":
+            if isinstance(m[key], (str, int)) and "a number" in describe(hint):
                 hint_text = "write a number such as 2e-5 or 0.0001"
+                if _overflows(m[key]):
+                    hint_text = f"{m[key]!s:.20} is too large to be a finite number; " \
+                        + hint_text
             self.fail_value(m, key, f"{where}: option '{key}' must be {describe(hint)}, "
                             f"got {m[key]!r}", hint_text)
         return value
@@ -516,6 +523,14 @@ def _find_key(m: LocDict, key: str) -> tuple[LocDict, str] | None:
         if isinstance(value, LocDict) and (found := _find_key(value, key)) is not None:
             return found
     return None
+
+
+def _overflows(value: Any) -> bool:
+    """A number's text that float() turns into inf (1e999) or cannot convert (10**400)."""
+    try:
+        return not math.isfinite(float(value))
+    except (OverflowError, ValueError):
+        return isinstance(value, int)
 
 
 def _plain(value: Any) -> Any:

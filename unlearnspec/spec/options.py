@@ -5,12 +5,14 @@ would reach `self.lr > 0` and fail with a TypeError about `str` and `float`. Che
 declared type first lets the loader say "option 'lr' must be a number" at the right line.
 The same type reading drives the JSON Schema (`spec.schema`).
 
-One deliberate leniency: PyYAML reads `1e-5` (no dot) as a *string* (YAML 1.1), while every
+Numbers must be finite: no option means infinity or NaN, and `lr: .inf` would train into NaN
+weights. One deliberate leniency: PyYAML reads `1e-5` (no dot) as a *string* (YAML 1.1), while every
 user means a number; a string that parses as a float is accepted where a float is declared.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -71,12 +73,16 @@ def coerce(value: Any, hint: Any) -> tuple[bool, Any]:
         return isinstance(value, bool), value
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            return True, float(value)
-        return False, value
+    if hint is float:  # finite only: `1e999` reads as inf and `10**400` overflows
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return False, value
+        if isinstance(value, str) and not _FLOAT_TEXT.fullmatch(value.strip()):
+            return False, value
+        try:
+            number = float(value)
+        except OverflowError:
+            return False, value
+        return math.isfinite(number), number if math.isfinite(number) else value
     if hint is str:
         return isinstance(value, str), value
     return True, value  # a type we do not know: the config class checks it

@@ -7,23 +7,39 @@ build the Python values ourselves. Differences from `safe_load`, all on purpose:
 - a duplicate key in a mapping is an error (PyYAML keeps the last one silently);
 - keys must be scalars (a list or mapping as a key is an error, not a crash);
 - an alias that refers to itself (`&a [*a]`) is an error, since a spec cannot be recursive;
-- tags other than the core schema's (`!foo`, `!!set`, `!!omap`, `!!python/...`) are errors.
+- tags other than the core schema's (`!foo`, `!!set`, `!!omap`, `!!python/...`) are errors;
+- a number that is not finite (`.inf`, `.nan`, `1.0e999`) is an error: no option means it;
+- a spec is small, and a hostile one must fail fast, not hang a CI gate: at most
+  `MAX_BYTES` of text, `MAX_DEPTH` levels of nesting, `MAX_VALUES` values (each alias use
+  counted as the copy it stands for, so a "billion laughs" stops at once) and `MAX_ALIASES`
+  alias uses. These are checked on PyYAML's event stream before anything is built, so
+  nothing a spec can write drives a recursion past Python's limit.
 
 Merge keys (`<<: *defaults`) work: keys written in the mapping win over merged ones.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
+from yaml.events import (AliasEvent, CollectionEndEvent, CollectionStartEvent, Event,
+                         NodeEvent, ScalarEvent)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from ..errors import Location, SpecError
 
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
+
+MAX_BYTES = 256 * 1024  # the largest shipped spec is a few kB
+MAX_DEPTH = 64          # levels of nested mappings and lists
+MAX_VALUES = 10_000     # scalars and collections, alias uses counted as copies
+MAX_ALIASES = 2_000     # `*name` uses
 
 
 class LocDict(dict):
@@ -51,9 +67,13 @@ class LocList(list):
 def load_yaml(text: str, path: str) -> Any:
     """Parse one YAML document. Malformed YAML raises SpecError at file:line:col with the
     source line and a caret. An empty document gives None."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise too_large(path, size)
     lines = text.splitlines()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        events = _checked_events(text, lines, path)
+        node = _Replay(events).get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, lines, path) from None
     except yaml.YAMLError as exc:  # e.g. a reader error without a mark
@@ -61,6 +81,87 @@ def load_yaml(text: str, path: str) -> Any:
     if node is None:
         return None
     return _Builder(lines, path).build(node)
+
+
+def too_large(path: str, size: int) -> SpecError:
+    return SpecError(f"the spec file is {size / 1024:,.0f} kB; a spec may be at most "
+                     f"{MAX_BYTES // 1024} kB", Location(path, 1),
+                     hint="a spec names models, data, transforms, metrics and claims; keep "
+                     "data in data files (data: {path: ...}) and split very large specs")
+
+
+def _checked_events(text: str, lines: list[str], path: str) -> list[Event]:
+    """PyYAML's events for `text`, stopping at the first limit crossed (module doc).
+
+    `sizes[anchor]` is how many values the anchored node expands to; an alias adds that many,
+    so the count is the size of what `safe_load` would build, computed without building it."""
+    events: list[Event] = []
+    open_: list[tuple[str | None, int]] = []  # (anchor, count before) per open collection
+    sizes: dict[str, int] = {}
+    values = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        events.append(event)
+        if isinstance(event, CollectionStartEvent):
+            if len(open_) >= MAX_DEPTH:
+                raise _limit(event, lines, path, f"this spec nests lists and mappings more "
+                             f"than {MAX_DEPTH} levels deep",
+                             "a spec needs a few levels (section, entry, options); flatten it")
+            open_.append((event.anchor, values))
+            values += 1
+        elif isinstance(event, CollectionEndEvent):
+            anchor, before = open_.pop()
+            if anchor is not None:
+                sizes[anchor] = values - before
+        elif isinstance(event, ScalarEvent):
+            values += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise _limit(event, lines, path, f"this spec uses YAML aliases (*name) more "
+                             f"than {MAX_ALIASES:,} times", "write the values out, or use "
+                             "fewer aliases; a spec needs a handful")
+            values += sizes.get(event.anchor, 1)  # an open or unknown anchor: the builder or
+            # the composer says what is wrong with it
+        if values > MAX_VALUES:
+            raise _limit(event, lines, path, f"this spec expands to more than {MAX_VALUES:,} "
+                         "values" + (" (each alias use counts as a copy of what it names)"
+                                     if aliases else ""),
+                         "a spec names a few models, transforms, metrics and claims; check "
+                         "for aliases that refer to aliases (a 'billion laughs')" if aliases
+                         else "keep data in data files (data: {path: ...})")
+    return events
+
+
+def _limit(event: NodeEvent | Event, lines: list[str], path: str, message: str, hint: str
+           ) -> SpecError:
+    mark = event.start_mark
+    source = lines[mark.line] if 0 <= mark.line < len(lines) else None
+    return SpecError(message, Location(path, mark.line + 1, mark.column + 1), source=source,
+                     span=(mark.column, mark.column + 1) if source is not None else None,
+                     hint=hint)
+
+
+class _Replay(Composer, Resolver):
+    """PyYAML's composer reading already-checked events instead of a parser."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self._events, self._pos = events, 0
+        Composer.__init__(self)
+        Resolver.__init__(self)
+
+    def check_event(self, *choices: type) -> bool:
+        if self._pos >= len(self._events):
+            return False
+        return not choices or isinstance(self._events[self._pos], choices)
+
+    def peek_event(self) -> Event:
+        return self._events[self._pos]
+
+    def get_event(self) -> Event:
+        self._pos += 1
+        return self._events[self._pos - 1]
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, lines: list[str], path: str) -> SpecError:
@@ -129,12 +230,18 @@ class _Builder:
 
     def scalar(self, node: ScalarNode) -> Any:
         try:
-            return self.constructor.construct_object(node)
+            value = self.constructor.construct_object(node)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             raise self.error(node, f"cannot read this YAML value: {problem}") from None
         except (ValueError, TypeError, OverflowError) as exc:  # e.g. a bad !!timestamp
             raise self.error(node, f"cannot read this YAML value: {exc}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(node, f"'{node.value}' is not a finite number; no option of a "
+                             "spec takes infinity or NaN",
+                             "write an ordinary number such as 2.0e-5, or quote it if you "
+                             "mean the text")
+        return value
 
     def mapping(self, node: MappingNode) -> LocDict:
         out = LocDict(self.loc(node))
