@@ -100,6 +100,9 @@ def miniature_spec(source: Path, out: Path, *, paths: Mapping[str, Path], epochs
             entry["group_size"] = group_size
         if entry.get("kind") in ("gptq", "awq"):
             entry.update(n_samples=4, seq_len=max_length)
+            if entry.get("calibration_path"):  # the copy lives elsewhere: keep the file
+                entry["calibration_path"] = str((source.parent / entry["calibration_path"])
+                                                .resolve())
     # a tiny model on a CPU: small fixed batches keep the run quick and deterministic
     spec["settings"] = {**spec.get("settings", {}), "device": "cpu", "batch_size": 8}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,7 @@ class Run:
         self._model_paths: dict[str, Path] = {}
         self._data_paths: dict[str, Path] = {}
         self._data_keys: dict[str, str] = {}
+        self._calibration_texts: dict[str, list[str]] = {}
         self._transforms: dict[str, Any] = {}
         self._tokenizers: dict[str, str] = {}
         self._results: dict[Measurement, MetricResult] = {}
@@ -248,12 +249,32 @@ class Run:
         if name is None:
             return "fp"
         ts = self.spec.transforms[name]
-        return content_key("transform", ts.kind, _asdict(ts.config),
-                           getattr(self.transform(name), "VERSION", "0"))
+        config = _asdict(ts.config)
+        calib: str | None = None
+        if getattr(ts.config, "calibration_path", None):
+            # the file's content, not where this checkout keeps it
+            from ..data.calibration import calibration_fingerprint
+
+            config = {**config, "calibration_path": None}
+            calib = calibration_fingerprint(self._calibration(name) or [])
+        elif getattr(ts.config, "calibration", None):
+            calib = self.data_key(ts.config.calibration)
+        return content_key("transform", ts.kind, config,
+                           getattr(self.transform(name), "VERSION", "0"),
+                           *([calib] if calib else []))
 
     def _calibration(self, transform: str) -> list[str] | None:
-        """Calibration texts for GPTQ/AWQ: the retain texts of the corpus the spec names."""
-        data = getattr(self.spec.transforms[transform].config, "calibration", None)
+        """Calibration texts for GPTQ/AWQ: a general text file (`calibration_path`) or the
+        retain texts of the corpus the spec names (`calibration`)."""
+        config = self.spec.transforms[transform].config
+        if getattr(config, "calibration_path", None):
+            if transform not in self._calibration_texts:
+                from ..data.calibration import read_calibration_file
+
+                self._calibration_texts[transform] = read_calibration_file(
+                    config.calibration_path)
+            return self._calibration_texts[transform]
+        data = getattr(config, "calibration", None)
         return self.corpus(data).raw("retain") if data else None
 
     def _load(self, model: str, transform: str | None) -> tuple[Any, Any]:

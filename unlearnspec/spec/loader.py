@@ -245,6 +245,13 @@ class _Loader:
             return str(local.resolve())
         return raw
 
+    def spec_relative(self, config: Any, key: str) -> Any:
+        """`config` with its file option `key` resolved against the spec's folder."""
+        raw = getattr(config, key, None)
+        if not raw or Path(raw).expanduser().is_absolute():
+            return config
+        return replace(config, **{key: str((self.base_dir / raw).resolve())})
+
     def reference(self, m: LocDict, key: str, names: Iterable[str], what: str, where: str
                   ) -> str:
         value = m[key]
@@ -413,6 +420,7 @@ class _Loader:
             options = {k: v for k, v in e.items() if k != "kind"}
             config = self.make_config(comp, e, options, where, loc)
             self.refs_in_config(e, config, {"model": set(), "data entry": set(data)}, where)
+            config = self.spec_relative(config, "calibration_path")
             out[name] = TransformSpec(name, loc, comp.name, config)
         return out
 

@@ -33,19 +33,14 @@ def _gptqmodel() -> Any:
 
 
 def calibration_examples(texts: list[str] | None, tokenizer: Any, *, n_samples: int,
-                         seq_len: int, kind: str) -> list[dict[str, list[int]]]:
-    """The first `n_samples` non-empty texts, tokenized and cut to `seq_len` tokens."""
-    texts = [t for t in (texts or []) if t.strip()]
-    if not texts:
-        raise RunError(
-            f"the {kind} transform needs calibration texts, and none were given: set "
-            f"`calibration: <data name>` on the transform in the spec (its retain texts are used)"
-        )
-    out = []
-    for text in texts[:n_samples]:
-        ids = tokenizer(text, add_special_tokens=True)["input_ids"][:seq_len]
-        out.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
-    return out
+                         seq_len: int, kind: str, sampling: str = "windows",
+                         seed: int = 0) -> list[dict[str, list[int]]]:
+    """GPTQModel's calibration records (see `data.calibration.calibration_sequences`)."""
+    from ..data.calibration import calibration_sequences
+
+    seqs = calibration_sequences(texts, tokenizer, n_samples=n_samples, seq_len=seq_len,
+                                 sampling=sampling, seed=seed, kind=kind)  # type: ignore[arg-type]
+    return [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in seqs]
 
 
 class GptqTransform(Transform):
@@ -85,7 +80,8 @@ class GptqTransform(Transform):
         del model  # GPTQModel loads and quantizes the checkpoint itself
         examples = calibration_examples(
             ctx.calibration, ctx.tokenizer, n_samples=self.config.n_samples,
-            seq_len=self.config.seq_len, kind=self.METHOD,
+            seq_len=self.config.seq_len, kind=self.METHOD, sampling=self.config.sampling,
+            seed=self.config.seed,
         )
         # GPTQModel offloads finished layers to disk while quantizing, so the model it holds
         # afterwards is not runnable: save the artifact and load it back, as a user would.

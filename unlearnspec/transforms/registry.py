@@ -57,13 +57,23 @@ class BnbConfig:
 
 @dataclass(frozen=True)
 class GptqConfig:
-    """GPTQ / AWQ through a maintained library, calibrated on a corpus named in the spec."""
+    """GPTQ / AWQ through a maintained library, calibrated on texts the spec names.
+
+    `calibration_path`: a general text file (.txt, or .json/.jsonl/.parquet of strings or
+    `text` records), resolved against the spec's folder — what the paper and GPTQ/AWQ do
+    (Wikipedia, C4). `calibration`: a `data:` name whose retain texts are used (in-domain).
+    Exactly one of the two. `sampling: windows` (default): `n_samples` seeded random windows
+    of exactly `seq_len` tokens from the texts joined and tokenized once (GPTQ's own sampler);
+    `first`: the first `n_samples` texts, each cut to `seq_len` tokens."""
 
     bits: int = 4
     group_size: int = 128
     calibration: str | None = None  # a `data:` name; its retain texts are the calibration set
+    calibration_path: str | None = None
     n_samples: int = 128
     seq_len: int = 256
+    sampling: Literal["windows", "first"] = "windows"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         check(self.bits in (2, 3, 4, 8), "bits must be 2, 3, 4 or 8", "bits")
@@ -72,6 +82,12 @@ class GptqConfig:
               "group_size")
         check(self.n_samples > 0 and self.seq_len > 0, "n_samples and seq_len must be positive",
               "n_samples")
+        check(self.calibration is None or self.calibration_path is None,
+              "give calibration (a data name, in-domain) or calibration_path (a general text "
+              "file), not both", "calibration_path")
+        check(self.sampling in ("windows", "first"), "sampling must be 'windows' or 'first'",
+              "sampling")
+        check(self.seed >= 0, "seed must be 0 or more", "seed")
 
 
 @dataclass(frozen=True)
