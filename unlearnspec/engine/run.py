@@ -2,8 +2,8 @@
 
 Nodes and their keys (a hash of the inputs' keys + own config + component version):
 - data       builtin corpus / local dir (content fingerprint) / hub id + revision
-- model      builtin (weights digest) / path (files' sizes + mtimes, or hub id + the commit
-             its revision resolved to) /
+- model      builtin (weights digest) / path (its files' xxh3 contents, or hub id + the
+             commit its revision resolved to; and the dtype it is loaded in) /
              unlearned (method, config, source model key, data key, seed)
 - measurement  metric kind + config, model key, transform key, data key, device type
 
@@ -32,6 +32,7 @@ from ..transforms.registry import TRANSFORMS
 from ..unlearn.registry import METHODS
 from ..spec.claims import BASELINE
 from .cache import Cache, content_key, file_digest
+from .fingerprint import directory_fingerprint
 
 log = logging.getLogger("unlearnspec")
 
@@ -187,11 +188,10 @@ class Run:
             if commit is not None:
                 # the commit the branch/tag resolved to, not the spec's `revision:` (None
                 # or a branch can move on the hub: a stale cache entry must not be reused)
-                key = content_key("hub", ms.path, commit)
-            else:
-                files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                               for p in path.iterdir() if p.is_file())
-                key = content_key("path", str(path.resolve()), files)
+                key = content_key("hub", ms.path, commit, ms.dtype)
+            else:  # by content, memoized by stat stamp (engine/fingerprint.py)
+                files = directory_fingerprint(path, self.cache)
+                key = content_key("path", str(path.resolve()), files, ms.dtype)
         else:
             comp = METHODS.get(ms.method)
             seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
