@@ -86,3 +86,18 @@ def test_each_registered_method_loads_with_its_losses(name: str, reference: bool
     assert method.name == name
     assert method.needs_reference is reference
     assert method.uses_retain is retain
+
+
+def test_klr_direction_defaults_to_the_references_forward_kl() -> None:
+    for name in ("ga_klr", "npo_klr"):
+        assert METHODS.get(name).make_config({}).kl == "forward"
+        assert METHODS.get(name).make_config({"kl": "reverse"}).kl == "reverse"
+    with pytest.raises(ConfigError) as err:
+        METHODS.get("ga_klr").make_config({"kl": "backward"})
+    assert err.value.key == "kl" and "'forward'" in str(err.value)
+
+
+def test_kl_is_not_an_option_of_methods_without_klr() -> None:
+    with pytest.raises(ConfigError) as err:
+        METHODS.get("ga_gdr").make_config({"kl": "forward"})
+    assert err.value.key == "kl"

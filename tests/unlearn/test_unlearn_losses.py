@@ -6,6 +6,7 @@ import copy
 import math
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -126,18 +127,63 @@ def test_gdr_is_the_retain_cross_entropy_and_a_step_lowers_it(model, batch) -> N
     assert value(losses.gdr_loss(m, batch, None, CONFIG)) < value(loss)
 
 
-def test_klr_is_kl_from_model_to_target_over_real_positions(model, moved, batch) -> None:
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_klr_is_kl_between_model_and_target_over_real_positions(model, moved, batch,
+                                                               direction: str) -> None:
     terms = []
     for row in range(len(batch)):
         ids = batch.input_ids[row][batch.attention_mask[row].bool()].unsqueeze(0)
         with torch.no_grad():
             p = torch.softmax(moved(input_ids=ids).logits[0].float(), -1)
             q = torch.softmax(model(input_ids=ids).logits[0].float(), -1)
-        terms += [float((p[t] * (p[t].log() - q[t].log())).sum()) for t in range(ids.shape[1])]
-    got = value(losses.klr_loss(moved, batch, model, CONFIG))
+        a, b = (q, p) if direction == "forward" else (p, q)
+        terms += [float((a[t] * (a[t].log() - b[t].log())).sum()) for t in range(ids.shape[1])]
+    config = SimpleNamespace(kl=direction)
+    got = value(losses.klr_loss(moved, batch, model, config))
     assert got == pytest.approx(sum(terms) / len(terms), rel=1e-4)
     assert got > 0
-    assert value(losses.klr_loss(model, batch, model, CONFIG)) == pytest.approx(0, abs=1e-6)
+    assert value(losses.klr_loss(model, batch, model, config)) == pytest.approx(0, abs=1e-6)
+
+
+class _FixedLogits(torch.nn.Module):
+    """A test double for a causal LM (only inside this unit test of klr_loss): every position
+    gets the same given next-token distribution, so the KL can be computed by hand."""
+
+    def __init__(self, probs: list[float]) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor(probs).log())
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Any = None) -> Any:
+        b, t = input_ids.shape
+        return SimpleNamespace(logits=self.logits.expand(b, t, -1))
+
+
+@pytest.mark.parametrize("direction, expected", [
+    # KL(target ‖ θ) = 0.9·ln(0.9/0.5) + 0.1·ln(0.1/0.5)
+    ("forward", 0.9 * math.log(1.8) + 0.1 * math.log(0.2)),
+    # KL(θ ‖ target) = 0.5·ln(0.5/0.9) + 0.5·ln(0.5/0.1)
+    ("reverse", 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(5.0)),
+])
+def test_klr_direction_matches_a_hand_computed_kl(direction: str, expected: float) -> None:
+    theta, target = _FixedLogits([0.5, 0.5]), _FixedLogits([0.9, 0.1])
+    batch = collate([[0, 1, 1], [1, 0]], pad_id=0)
+    got = value(losses.klr_loss(theta, batch, target, SimpleNamespace(kl=direction)))
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert round(expected, 4) == (0.3681 if direction == "forward" else 0.5108)
+
+
+def test_forward_klr_is_what_the_references_compute_with_kl_div(model, moved, batch) -> None:
+    """MUSE's intended code, TOFU and open-unlearning: F.kl_div(log p_θ, log p_target,
+    log_target=True), per token; the default direction is that one."""
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        logp = torch.log_softmax(moved(input_ids=batch.input_ids).logits.float(), -1)
+        logq = torch.log_softmax(model(input_ids=batch.input_ids).logits.float(), -1)
+    mask = batch.attention_mask.bool()
+    ref = F.kl_div(logp[mask], logq[mask], reduction="batchmean", log_target=True)
+    got = losses.klr_loss(moved, batch, model, SimpleNamespace())
+    assert value(got) == pytest.approx(float(ref), rel=1e-5)
 
 
 def test_a_klr_step_moves_the_model_towards_the_target(model, moved, batch) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import METHODS, SureConfig, UnlearnConfig
+from .registry import METHODS, KLRConfig, SureConfig, UnlearnConfig
 
 _LAZY = {
     "run_unlearning": "unlearnspec.unlearn.train",
@@ -15,7 +15,7 @@ _LAZY = {
     "Batch": "unlearnspec.unlearn.data",
 }
 
-__all__ = ["METHODS", "SureConfig", "UnlearnConfig", *_LAZY]
+__all__ = ["METHODS", "KLRConfig", "SureConfig", "UnlearnConfig", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

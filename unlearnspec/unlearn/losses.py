@@ -6,7 +6,8 @@ loop. Log-probabilities are computed in float32 from the logits, whatever the au
 
 These implement the published formulas. MUSE's and the paper's released code differ: their
 NPO takes the log-ratio of raw summed *logits*, and their KLR passes logits to `kl_div` as if
-they were log-probabilities; neither is Eq. 8 / Eq. 10.
+they were log-probabilities; neither is Eq. 8 / Eq. 10. KLR's direction defaults to the one
+those references (and TOFU, open-unlearning) compute, KL(p_target ‖ p_θ).
 """
 from __future__ import annotations
 
@@ -70,11 +71,17 @@ def gdr_loss(model: Any, batch: Batch, ref: Any, config: Any) -> torch.Tensor:
 
 
 def klr_loss(model: Any, batch: Batch, ref: Any, config: Any) -> torch.Tensor:
-    """Eq. 10's retain term: KL(p_θ(·|x_{<=t}) ‖ p_target(·|x_{<=t})) in the order the paper
-    writes it, averaged over every non-padding input position of the retain batch."""
+    """Eq. 10's retain term, averaged over every non-padding input position of the retain
+    batch. `config.kl` picks the direction: `forward` (default) is KL(p_target ‖ p_θ), what
+    MUSE's intended code, TOFU and open-unlearning compute
+    (`F.kl_div(log p_θ, log p_target, log_target=True)`); `reverse` is KL(p_θ ‖ p_target),
+    the order the paper's Eq. 10 writes."""
     with torch.no_grad():
         logq = torch.log_softmax(_logits(ref, batch), dim=-1)
     logp = torch.log_softmax(_logits(model, batch), dim=-1)
-    kl = (logp.exp() * (logp - logq)).sum(dim=-1)
+    if getattr(config, "kl", "forward") == "reverse":
+        kl = (logp.exp() * (logp - logq)).sum(dim=-1)
+    else:
+        kl = (logq.exp() * (logq - logp)).sum(dim=-1)
     mask = batch.attention_mask.bool()
     return kl[mask].mean() if mask.any() else kl.sum() * 0.0

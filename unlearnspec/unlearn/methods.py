@@ -74,10 +74,11 @@ KLR = Loss("klr", losses.klr_loss, needs_reference=True)
 
 GA = Method("ga", GA_LOSS)
 GA_GDR = Method("ga_gdr", GA_LOSS, GDR)
-GA_KLR = Method("ga_klr", GA_LOSS, KLR)
+# version 2: KLR's default direction became KL(p_target ‖ p_θ) (was KL(p_θ ‖ p_target))
+GA_KLR = Method("ga_klr", GA_LOSS, KLR, version="2")
 NPO = Method("npo", NPO_LOSS)
 NPO_GDR = Method("npo_gdr", NPO_LOSS, GDR)
-NPO_KLR = Method("npo_klr", NPO_LOSS, KLR)
+NPO_KLR = Method("npo_klr", NPO_LOSS, KLR, version="2")
 
 REQUIRED = ("name", "needs_reference", "uses_retain", "forget_loss", "retain_loss")
 

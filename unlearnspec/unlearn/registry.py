@@ -86,6 +86,21 @@ class UnlearnConfig:
         check(self.weight_decay >= 0, "weight_decay must be non-negative", "weight_decay")
 
 
+@dataclass(frozen=True)
+class KLRConfig(UnlearnConfig):
+    """UnlearnConfig plus the KL regularizer's direction: `forward` = KL(p_target ‖ p_θ), as
+    MUSE's intended code, TOFU and open-unlearning compute it; `reverse` = KL(p_θ ‖ p_target),
+    the order the paper's Eq. 10 writes."""
+
+    kl: Literal["forward", "reverse"] = "forward"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.kl in ("forward", "reverse"),
+              f"kl must be 'forward' (KL(p_target || p_model), the references' default) or "
+              f"'reverse' (KL(p_model || p_target)), got {self.kl!r}", "kl")
+
+
 for _name, _doc in [
     ("ga", "gradient ascent on the forget set"),
     ("ga_gdr", "gradient ascent + gradient descent on the retain set"),
@@ -94,5 +109,79 @@ for _name, _doc in [
     ("npo_gdr", "NPO + gradient descent on the retain set"),
     ("npo_klr", "NPO + KL to the target on the retain set"),
 ]:
-    METHODS.add(Component(_name, UnlearnConfig, f"unlearnspec.unlearn.methods:{_name.upper()}",
-                          _doc))
+    METHODS.add(Component(_name, KLRConfig if _name.endswith("_klr") else UnlearnConfig,
+                          f"unlearnspec.unlearn.methods:{_name.upper()}", _doc))
+
+
+def _int_tuple(value: Any, option: str) -> tuple[int, ...]:
+    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    check(len(items) > 0 and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                 for i in items),
+          f"{option} must be a non-empty list of decoder-layer indices (integers from 0), got "
+          f"{value!r}", option)
+    return items
+
+
+@dataclass(frozen=True)
+class RMUConfig(UnlearnConfig):
+    """RMU's options, named and defaulted as the WMDP paper's code runs Zephyr-7B: steer the
+    residual stream after decoder layer `layer` (7) towards `steering_coeff` (c = 6.5) times a
+    random unit vector on forget tokens, keep it on retain tokens with weight `alpha` (1200),
+    and update only `params` (`mlp.down_proj.weight`, WMDP's param_ids [6]) of the decoder
+    layers `layers` (5, 6, 7), with lr 5e-5."""
+
+    lr: float = 5e-5
+    alpha: float = 1200.0
+    layer: int = 7
+    steering_coeff: float = 6.5
+    layers: Any = (5, 6, 7)
+    params: Any = ("mlp.down_proj.weight",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(isinstance(self.layer, int) and not isinstance(self.layer, bool)
+              and self.layer >= 0, f"layer must be a decoder-layer index, got {self.layer!r}",
+              "layer")
+        check(self.steering_coeff > 0, f"steering_coeff must be positive, got "
+              f"{self.steering_coeff}; the WMDP paper uses 6.5 on Zephyr-7B", "steering_coeff")
+        object.__setattr__(self, "layers", _int_tuple(self.layers, "layers"))
+        params = tuple(self.params) if isinstance(self.params, (list, tuple)) else (self.params,)
+        check(len(params) > 0 and all(isinstance(p, str) and p for p in params),
+              "params must be a non-empty list of parameter-name patterns inside a decoder "
+              "layer, e.g. ['mlp.down_proj.weight'] or ['mlp.*']", "params")
+        object.__setattr__(self, "params", params)
+
+
+@dataclass(frozen=True)
+class RMULATConfig(RMUConfig):
+    """RMU with a latent adversary (Sheshadri et al. 2024), at their WMDP RMU-LAT settings:
+    RMU on layer 8 updating layers 6-8; the adversary perturbs the residual stream after
+    `adv_layer` (7) within an L2 ball of radius `epsilon` (2) per token, fitted with
+    `inner_steps` (16) Adam steps of lr `inner_lr` (0.05) towards the forget text."""
+
+    layer: int = 8
+    layers: Any = (6, 7, 8)
+    adv_layer: int = 7
+    epsilon: float = 2.0
+    inner_steps: int = 16
+    inner_lr: float = 5e-2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(isinstance(self.adv_layer, int) and not isinstance(self.adv_layer, bool)
+              and self.adv_layer >= 0,
+              f"adv_layer must be a decoder-layer index, got {self.adv_layer!r}", "adv_layer")
+        check(self.adv_layer <= self.layer, f"adv_layer ({self.adv_layer}) must not come after "
+              f"layer ({self.layer}): a perturbation after the steered layer cannot change "
+              f"its activations", "adv_layer")
+        check(self.epsilon > 0, f"epsilon must be positive, got {self.epsilon}", "epsilon")
+        check(isinstance(self.inner_steps, int) and self.inner_steps >= 1,
+              f"inner_steps must be a positive integer, got {self.inner_steps!r}",
+              "inner_steps")
+        check(self.inner_lr > 0, f"inner_lr must be positive, got {self.inner_lr}", "inner_lr")
+
+
+METHODS.add(Component("rmu", RMUConfig, "unlearnspec.unlearn.rmu:RMU_METHOD",
+                      "representation misdirection (WMDP): steer forget activations to c·u"))
+METHODS.add(Component("rmu_lat", RMULATConfig, "unlearnspec.unlearn.rmu:RMU_LAT_METHOD",
+                      "RMU with latent adversarial training (Sheshadri et al. 2024)"))

@@ -65,13 +65,20 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
         if impl.uses_retain else None
     ref = _reference(model, impl, autocast is not None)
     pad = pad_id_of(tokenizer)
+    if hasattr(impl, "start"):  # per-run state (RMU's random direction), drawn from the seed
+        impl = impl.start(model, ref, config, seed)
+    allowed = _allowed_parameters(model, impl, config)
 
     saliency = None
     if config.sure is not None:
-        saliency = _saliency(model, impl, ref, forget_chunks, config, pad, dev, autocast)
+        saliency = _saliency(model, impl, ref, forget_chunks, config, pad, dev, autocast,
+                             allowed)
     else:
         model.requires_grad_(True)
-    frozen = sure_mod.fingerprint(model) if saliency else {}
+    if allowed is not None:
+        for pname, p in model.named_parameters():
+            p.requires_grad_(p.requires_grad and pname in allowed)
+    frozen = sure_mod.fingerprint(model) if saliency or allowed is not None else {}
 
     n = len(forget_chunks.ids)
     steps = total_steps(n, batch_size=config.batch_size, grad_accum=config.grad_accum,
@@ -79,7 +86,10 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
     pairs = paired_batches(forget_chunks, retain_chunks, batch_size=config.batch_size,
                            seed=seed, pad_id=pad)
     losses = _train(model, impl, ref, pairs, config, steps, dev, autocast, progress, name)
-    if saliency:
+    if frozen:
+        sure_mod.verify_untouched(model, frozen)
+    finished = impl.finish(model, ref, config) if hasattr(impl, "finish") else None
+    if frozen:
         sure_mod.verify_untouched(model, frozen)
     _save(model, tokenizer, out)
     return {
@@ -91,6 +101,8 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
         "losses": losses,
         "sure": saliency.to_log(config.sure) if saliency else None,
         "frozen_parameters_verified": len(frozen),
+        "trained_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **({"finish": finished} if finished else {}),
     }
 
 
@@ -170,9 +182,25 @@ def _reference(model: Any, impl: Any, bf16: bool) -> Any:
     return ref
 
 
+def _allowed_parameters(model: Any, impl: Any, config: UnlearnConfig) -> set[str] | None:
+    """The parameters a method restricts training to (RMU's updated layers), or None."""
+    if not hasattr(impl, "trainable_parameters"):
+        return None
+    return set(impl.trainable_parameters(model, config))
+
+
 def _saliency(model: Any, impl: Any, ref: Any, forget: Chunks, config: UnlearnConfig,
-              pad: int, dev: torch.device, autocast: Any) -> sure_mod.Saliency:
+              pad: int, dev: torch.device, autocast: Any,
+              allowed: set[str] | None = None) -> sure_mod.Saliency:
     modules = sure_mod.candidate_modules(model, config.sure)
+    if allowed is not None:  # SURE ranks only modules the method itself would train
+        names = {id(p): n for n, p in model.named_parameters()}
+        modules = {n: m for n, m in modules.items()
+                   if any(names[id(p)] in allowed for p in m.parameters())}
+        if not modules:
+            raise RunError(f"SURE has no module to rank: the method '{impl.name}' trains only "
+                           f"{len(allowed)} parameters and none is in a module sure.modules "
+                           f"selects.")
     bs = config.batch_size
     batches = [collate(forget.ids[i:i + bs], pad).to(dev) for i in range(0, len(forget.ids), bs)]
 
