@@ -54,6 +54,18 @@ def _asdict(config: Any) -> Any:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
 
 
+def _forget_texts(comp: Any, corpus: Any) -> list[str]:
+    """What a method unlearns: the corpus's raw forget texts, or (RT: `forget_data =
+    "knowmem_questions"`) its KnowMem forget questions."""
+    source = getattr(comp.load(), "forget_data", "raw")
+    if source == "knowmem_questions":
+        return [r["question"] for r in corpus.knowmem("forget")]
+    if source != "raw":
+        raise RunError(f"unlearning method '{comp.name}' asks for forget data {source!r}; "
+                       f"known: 'raw', 'knowmem_questions'")
+    return corpus.raw("forget")
+
+
 def _without_timings(log: Any) -> Any:
     """An unlearning log minus wall-clock fields, so equal runs give equal reports."""
     if not isinstance(log, dict):
@@ -230,10 +242,11 @@ class Run:
         corpus = self.corpus(self._unlearn_data(name))
         seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
         started = time.monotonic()
+        comp = METHODS.get(ms.method)
         result = run_unlearning(
-            METHODS.get(ms.method), ms.config, base=Path(self.model_path(ms.from_)),
-            forget=corpus.raw("forget"), retain=corpus.raw("retain"), out=out, seed=seed,
-            device=self.device, progress=self.progress,
+            comp, ms.config, base=Path(self.model_path(ms.from_)),
+            forget=_forget_texts(comp, corpus), retain=corpus.raw("retain"), out=out,
+            seed=seed, device=self.device, progress=self.progress,
         )
         self.stats["unlearned"] += 1
         log.info("unlearnspec: unlearned %s in %.1fs", name, time.monotonic() - started)

@@ -47,6 +47,9 @@ class Chunks:
     ids: list[list[int]]
     documents: int
     without_tokens: int
+    # per chunk, how many leading tokens are context only (a prompt), never targets; None:
+    # every token after the first is a target
+    prompt_lengths: list[int] | None = None
 
 
 def chunk_ids(ids: Sequence[int], max_length: int, bos_id: int | None) -> list[list[int]]:
@@ -75,10 +78,38 @@ def tokenize_documents(texts: Sequence[str], tokenizer: Any, max_length: int) ->
     return Chunks(out, len(texts), empty)
 
 
-def collate(chunks: Sequence[Sequence[int]], pad_id: int) -> Batch:
-    """Right-pad `chunks` into a Batch (the pad id only fills; it is never a target)."""
+def tokenize_pairs(pairs: Sequence[tuple[str, str]], tokenizer: Any,
+                   max_length: int) -> Chunks:
+    """(prompt, completion) examples: `[BOS] + prompt + completion (+ EOS)`, cut to
+    `max_length` from the right; only the completion's tokens (and EOS) are targets."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    ids_out, prompts, empty = [], [], 0
+    for prompt, completion in pairs:
+        head = ([bos] if bos is not None else []) + \
+            tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
+        tail = tokenizer(completion, add_special_tokens=False, verbose=False)["input_ids"]
+        tail = tail + ([eos] if eos is not None else [])
+        ids = (head + tail)[:max_length]
+        if len(ids) <= len(head):
+            empty += 1
+            continue
+        ids_out.append(ids)
+        prompts.append(len(head))
+    return Chunks(ids_out, len(pairs), empty, prompts)
+
+
+def collate(chunks: Sequence[Sequence[int]], pad_id: int,
+            prompt_lengths: Sequence[int] | None = None) -> Batch:
+    """Right-pad `chunks` into a Batch (the pad id only fills; it is never a target). With
+    `prompt_lengths`, the first n tokens of each chunk are context only: label −100 (a
+    loss predicts token t+1 from position t, so token n is the first target)."""
     ids, mask = right_pad(chunks, pad_id)
     labels = ids.masked_fill(mask == 0, IGNORE)
+    if prompt_lengths is not None:
+        positions = torch.arange(ids.shape[1]).unsqueeze(0)
+        labels = labels.masked_fill(positions < torch.tensor(list(prompt_lengths)).unsqueeze(1),
+                                    IGNORE)
     return Batch(ids, mask, labels)
 
 
@@ -122,6 +153,9 @@ def paired_batches(forget: Chunks, retain: Chunks | None, *, batch_size: int, se
     f_idx = index_batches(len(forget.ids), batch_size, f_gen)
     r_idx = index_batches(len(retain.ids), batch_size, r_gen) if retain and retain.ids else None
     while True:
-        f = collate([forget.ids[i] for i in next(f_idx)], pad_id)
+        picked = next(f_idx)
+        f = collate([forget.ids[i] for i in picked], pad_id,
+                    None if forget.prompt_lengths is None
+                    else [forget.prompt_lengths[i] for i in picked])
         r = collate([retain.ids[i] for i in next(r_idx)], pad_id) if r_idx else None
         yield f, r

@@ -96,9 +96,13 @@ class KLRConfig(UnlearnConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.kl in ("forward", "reverse"),
-              f"kl must be 'forward' (KL(p_target || p_model), the references' default) or "
-              f"'reverse' (KL(p_model || p_target)), got {self.kl!r}", "kl")
+        _check_kl(self.kl)
+
+
+def _check_kl(kl: Any) -> None:
+    check(kl in ("forward", "reverse"),
+          f"kl must be 'forward' (KL(p_target || p_model), the references' default) or "
+          f"'reverse' (KL(p_model || p_target)), got {kl!r}", "kl")
 
 
 for _name, _doc in [
@@ -185,3 +189,49 @@ METHODS.add(Component("rmu", RMUConfig, "unlearnspec.unlearn.rmu:RMU_METHOD",
                       "representation misdirection (WMDP): steer forget activations to c·u"))
 METHODS.add(Component("rmu_lat", RMULATConfig, "unlearnspec.unlearn.rmu:RMU_LAT_METHOD",
                       "RMU with latent adversarial training (Sheshadri et al. 2024)"))
+
+
+@dataclass(frozen=True)
+class TaskVectorConfig(UnlearnConfig):
+    """Task-vector negation, as MUSE's `scripts/unlearn_*.sh` run it: fine-tune on the forget
+    set for 10 epochs at lr 1e-5, then subtract `alpha` (5) times the update. `alpha` here is
+    the negation scale, not a retain weight (tv has no retain loss)."""
+
+    epochs: float = 10.0
+    alpha: float = 5.0
+
+
+METHODS.add(Component("tv", TaskVectorConfig, "unlearnspec.unlearn.tv:TV",
+                      "task-vector negation (MUSE's baseline): fine-tune on forget, subtract α×"))
+
+
+@dataclass(frozen=True)
+class RTConfig(UnlearnConfig):
+    """Refusal training: fine-tune on the forget questions answered with `refusal`."""
+
+    refusal: str = "I do not know the answer."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(isinstance(self.refusal, str) and self.refusal.strip() != "",
+              "refusal must be a non-empty string, e.g. 'I do not know the answer.'", "refusal")
+
+
+@dataclass(frozen=True)
+class RTKLRConfig(RTConfig):
+    """`rt_klr`: RTConfig plus the KL regularizer's direction (see KLRConfig)."""
+
+    kl: Literal["forward", "reverse"] = "forward"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_kl(self.kl)
+
+
+for _name, _doc in [
+    ("rt", "refusal training on the forget questions"),
+    ("rt_gdr", "refusal training + gradient descent on the retain set"),
+    ("rt_klr", "refusal training + KL to the target on the retain set"),
+]:
+    METHODS.add(Component(_name, RTKLRConfig if _name == "rt_klr" else RTConfig,
+                          f"unlearnspec.unlearn.rt:{_name.upper()}", _doc))

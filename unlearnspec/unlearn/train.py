@@ -24,7 +24,7 @@ from ..models.loading import load_causal_lm, transformers_bars
 from ..registry import Component
 from . import sure as sure_mod
 from .data import (Batch, Chunks, collate, micro_batches_per_epoch, pad_id_of, paired_batches,
-                   tokenize_documents, total_steps)
+                   tokenize_documents, tokenize_pairs, total_steps)
 from .methods import missing_interface
 from .progress import LossProgress
 from .registry import UnlearnConfig
@@ -60,7 +60,8 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
              progress: bool) -> dict:
     autocast = _autocast(config, dev)
     model, tokenizer = load_causal_lm(base, device=str(dev))
-    forget_chunks = _chunks(forget, tokenizer, config, "forget", name)
+    forget_chunks = _pairs(impl.examples(forget, config), tokenizer, config, name) \
+        if hasattr(impl, "examples") else _chunks(forget, tokenizer, config, "forget", name)
     retain_chunks = _chunks(retain, tokenizer, config, "retain", name) \
         if impl.uses_retain else None
     ref = _reference(model, impl, autocast is not None)
@@ -160,6 +161,25 @@ def _chunks(texts: list[str], tokenizer: Any, config: UnlearnConfig, split: str,
     return chunks
 
 
+def _pairs(pairs: list[tuple[str, str]], tokenizer: Any, config: UnlearnConfig,
+           name: str) -> Chunks:
+    """(prompt, completion) forget examples (RT's question + refusal)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    for _, completion in pairs[:1]:
+        ids = tokenizer(completion, add_special_tokens=False, verbose=False)["input_ids"]
+        if unk is not None and unk in ids:
+            raise RunError(f"unlearning with '{name}': the completion {completion!r} has words "
+                           f"this tokenizer does not know (it encodes them as "
+                           f"{tokenizer.unk_token!r}); the model would be trained to say "
+                           f"<unk>. Choose a completion in the model's vocabulary.")
+    chunks = tokenize_pairs(pairs, tokenizer, config.max_length)
+    if not chunks.ids:
+        raise RunError(f"unlearning with '{name}': none of the {chunks.documents} forget "
+                       f"examples has a completion token within max_length "
+                       f"{config.max_length}. Raise max_length.")
+    return chunks
+
+
 def _autocast(config: UnlearnConfig, dev: torch.device) -> Any:
     """A bf16 autocast factory, or None for fp32. Master weights stay fp32 either way: with
     lr ~1e-5, bf16 weights would round most updates away."""
@@ -202,7 +222,10 @@ def _saliency(model: Any, impl: Any, ref: Any, forget: Chunks, config: UnlearnCo
                            f"{len(allowed)} parameters and none is in a module sure.modules "
                            f"selects.")
     bs = config.batch_size
-    batches = [collate(forget.ids[i:i + bs], pad).to(dev) for i in range(0, len(forget.ids), bs)]
+    prompts = forget.prompt_lengths
+    batches = [collate(forget.ids[i:i + bs], pad,
+                       None if prompts is None else prompts[i:i + bs]).to(dev)
+               for i in range(0, len(forget.ids), bs)]
 
     def loss_of(batch: Batch) -> torch.Tensor:
         with autocast() if autocast else contextlib.nullcontext():
