@@ -12,7 +12,7 @@ from unlearnspec.errors import Location, SpecError
 from unlearnspec.spec import load_spec
 from unlearnspec.spec.model import MetricRef, Settings
 from unlearnspec.transforms.registry import RtnConfig
-from unlearnspec.unlearn.registry import SureConfig, UnlearnConfig
+from unlearnspec.unlearn.registry import KLRConfig, SureConfig
 
 
 def fails(write_spec, text: str) -> SpecError:
@@ -36,7 +36,7 @@ def test_tiny_spec_loads(write_spec) -> None:
     target, ga = spec.models["target"], spec.models["ga_klr"]
     assert (target.source, target.builtin) == ("builtin", "tiny/target-qat")
     assert (ga.source, ga.method, ga.from_, ga.data) == ("unlearn", "ga_klr", "target", "tiny")
-    assert ga.config == UnlearnConfig(lr=2e-5, epochs=15)
+    assert ga.config == KLRConfig(lr=2e-5, epochs=15)  # ga_klr: UnlearnConfig + `kl`
     assert ga.loc.line == 8
     assert spec.models["npo_sure"].config.sure == SureConfig(percentile=90)
     assert spec.transforms["rtn4"].config == RtnConfig(bits=4)

@@ -2,6 +2,8 @@
 
     ROOT/raw/forget.json | raw/forget*.txt        texts to unlearn (list of strings / files)
     ROOT/raw/retain.json | raw/retain*.txt        texts to keep
+    ROOT/raw/retain1.* , raw/retain2.*            MUSE's own layout (load_data.py): retain1 is
+                                                  the retain set trained on, retain2 is not
     ROOT/verbmem/forget.json                      [{"prompt": ..., "gt": ...}]
     ROOT/knowmem/{forget,retain}_qa.json          [{"question": ..., "answer": ...}]
     ROOT/knowmem/{forget,retain}_qa_icl.json      few-shot pairs, same shape
@@ -48,21 +50,43 @@ def _strings(path: Path) -> list[str]:
     return data
 
 
+def is_muse_layout(root: Path) -> bool:
+    """A directory as MUSE's load_data.py writes it (or the hub converter, which keeps
+    retain2): it has raw/retain1.* or raw/retain2.*."""
+    raw = Path(root) / "raw"
+    return any((raw / f"{name}.{ext}").is_file()
+               for name in ("retain1", "retain2") for ext in ("json", "txt"))
+
+
 @dataclass(frozen=True)
 class Corpus:
     root: Path
 
     def raw(self, split: str) -> list[str]:
         """Training texts for `split` ('forget' or 'retain'): raw/<split>.json (a list of
-        documents) or every raw/<split>*.txt file (one document each, sorted by name)."""
-        js = self.root / "raw" / f"{split}.json"
-        if js.is_file():
-            return _strings(js)
-        files = sorted((self.root / "raw").glob(f"{split}*.txt"))
+        documents) or every raw/<split>*.txt file (one document each, sorted by name). On a
+        MUSE directory the retain split is retain1 only (raw/retain1.json, raw/retain.json
+        or raw/retain1.txt): retain2 holds the utility QA's source and is never trained on."""
+        return self.raw_with_files(split)[0]
+
+    def raw_with_files(self, split: str) -> tuple[list[str], tuple[str, ...]]:
+        """`raw(split)` and the files it read, relative to the root."""
+        raw = self.root / "raw"
+        muse_retain = split == "retain" and is_muse_layout(self.root)
+        for name in (["retain1", "retain"] if muse_retain else [split]):
+            js = raw / f"{name}.json"
+            if js.is_file():
+                return _strings(js), (f"raw/{name}.json",)
+        if muse_retain:
+            files = [raw / "retain1.txt"] if (raw / "retain1.txt").is_file() else []
+        else:
+            files = sorted(raw.glob(f"{split}*.txt"))
         if not files:
-            raise RunError(f"no training texts for '{split}' in {self.root / 'raw'}: expected "
-                           f"{split}.json or {split}*.txt")
-        return [f.read_text(encoding="utf-8") for f in files]
+            expected = "retain1.json, retain.json or retain1.txt (a MUSE directory)" \
+                if muse_retain else f"{split}.json or {split}*.txt"
+            raise RunError(f"no training texts for '{split}' in {raw}: expected {expected}")
+        return ([f.read_text(encoding="utf-8") for f in files],
+                tuple(f"raw/{f.name}" for f in files))
 
     def verbmem(self, split: str = "forget") -> list[dict[str, str]]:
         return _records(self.root / "verbmem" / f"{split}.json", ("prompt", "gt"))

@@ -54,16 +54,19 @@ def _asdict(config: Any) -> Any:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
 
 
-def _forget_texts(comp: Any, corpus: Any) -> list[str]:
-    """What a method unlearns: the corpus's raw forget texts, or (RT: `forget_data =
-    "knowmem_questions"`) its KnowMem forget questions."""
+def _forget_texts(comp: Any, corpus: Any, packing: str) -> Any:
+    """What a method unlearns: the corpus's raw forget texts packed as `packing` says
+    (unlearn/sources.py), or (RT: `forget_data = "knowmem_questions"`) its KnowMem forget
+    questions."""
+    from ..unlearn.sources import select
+
     source = getattr(comp.load(), "forget_data", "raw")
     if source == "knowmem_questions":
         return [r["question"] for r in corpus.knowmem("forget")]
     if source != "raw":
         raise RunError(f"unlearning method '{comp.name}' asks for forget data {source!r}; "
                        f"known: 'raw', 'knowmem_questions'")
-    return corpus.raw("forget")
+    return select(corpus, "forget", packing)
 
 
 def _without_timings(log: Any) -> Any:
@@ -242,10 +245,13 @@ class Run:
         corpus = self.corpus(self._unlearn_data(name))
         seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
         started = time.monotonic()
+        from ..unlearn.sources import select
+
         comp = METHODS.get(ms.method)
         result = run_unlearning(
             comp, ms.config, base=Path(self.model_path(ms.from_)),
-            forget=_forget_texts(comp, corpus), retain=corpus.raw("retain"), out=out,
+            forget=_forget_texts(comp, corpus, ms.config.packing),
+            retain=select(corpus, "retain", ms.config.packing), out=out,
             seed=seed, device=self.device, progress=self.progress,
         )
         self.stats["unlearned"] += 1

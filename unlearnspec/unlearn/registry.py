@@ -51,7 +51,10 @@ class UnlearnConfig:
     grad_accum: int = 1
     alpha: float = 1.0  # weight of the retain loss
     beta: float = 0.1  # NPO temperature
-    max_length: int = 256
+    # tokens per training example; None: 2048 with MUSE's window packing (its scripts'
+    # MAX_LEN), 256 with one example per document
+    max_length: int | None = None
+    packing: Literal["auto", "windows", "documents"] = "auto"  # see unlearn/sources.py
     weight_decay: float = 0.0
     seed: int | None = None  # None: the spec's seed
     sure: Any = None  # a SureConfig (a mapping in the spec), or None
@@ -81,8 +84,11 @@ class UnlearnConfig:
               "lr_schedule")
         check(self.precision in ("auto", "fp32", "bf16"),
               f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}", "precision")
-        check(self.max_length >= 2, "max_length must be at least 2 tokens (one to predict "
-              "from, one to predict)", "max_length")
+        check(self.max_length is None or self.max_length >= 2, "max_length must be at least "
+              "2 tokens (one to predict from, one to predict)", "max_length")
+        check(self.packing in ("auto", "windows", "documents"),
+              f"packing must be 'auto' (MUSE's windows on a MUSE directory, one example per "
+              f"document elsewhere), 'windows' or 'documents', got {self.packing!r}", "packing")
         check(self.weight_decay >= 0, "weight_decay must be non-negative", "weight_decay")
 
 

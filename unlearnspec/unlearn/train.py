@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -28,20 +28,26 @@ from .data import (Batch, Chunks, collate, micro_batches_per_epoch, pad_id_of, p
 from .methods import missing_interface
 from .progress import LossProgress
 from .registry import UnlearnConfig
+from .sources import DOCUMENT_MAX_LENGTH, TrainingTexts, default_max_length, pack_windows
 
 
-def run_unlearning(method: Component, config: UnlearnConfig, *, base: Path, forget: list[str],
-                   retain: list[str], out: Path, seed: int, device: str = "cpu",
-                   progress: bool = True) -> dict:
+def run_unlearning(method: Component, config: UnlearnConfig, *, base: Path,
+                   forget: Sequence[str] | TrainingTexts, retain: Sequence[str] | TrainingTexts,
+                   out: Path, seed: int, device: str = "cpu", progress: bool = True) -> dict:
     """Unlearn `forget` from the checkpoint `base` with `method`; save the result to `out`.
 
     `config.seed`, when set, overrides `seed`. `retain` may be empty only for methods without
     a retain loss (then it is ignored). Same inputs and seed give a bit-identical checkpoint
     on the same machine and device. Raises RunError/ConfigError before training for: a method
     object without the interface, a config that is not an UnlearnConfig, an empty forget set,
-    a missing retain set, an unavailable device, a non-empty `out`, SURE selecting nothing."""
+    a missing retain set, an unavailable device, a non-empty `out`, SURE selecting nothing.
+
+    `forget` / `retain` are `TrainingTexts` (what `sources.select` reads from a corpus: the
+    texts, their packing and files) or plain lists of documents, packed as `config.packing`
+    says (`auto` = one example per document)."""
     started = time.perf_counter()
     impl = _load_method(method)
+    forget, retain = _as_texts(forget, config), _as_texts(retain, config)
     _check_inputs(method, config, forget, retain, impl, Path(base), Path(out), device)
     seed = int(config.seed if config.seed is not None else seed)
     dev = torch.device(device)
@@ -60,7 +66,7 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
              progress: bool) -> dict:
     autocast = _autocast(config, dev)
     model, tokenizer = load_causal_lm(base, device=str(dev))
-    forget_chunks = _pairs(impl.examples(forget, config), tokenizer, config, name) \
+    forget_chunks = _pairs(impl.examples(forget.texts, config), tokenizer, config, name) \
         if hasattr(impl, "examples") else _chunks(forget, tokenizer, config, "forget", name)
     retain_chunks = _chunks(retain, tokenizer, config, "retain", name) \
         if impl.uses_retain else None
@@ -97,8 +103,9 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
         "precision": "bf16" if autocast is not None else "fp32",
         "steps": steps,
         "epochs": steps * config.grad_accum / micro_batches_per_epoch(n, config.batch_size),
-        "forget": _describe(forget_chunks),
-        "retain": None if retain_chunks is None else _describe(retain_chunks),
+        "forget": _describe(forget_chunks, forget, _max_length(config, forget)),
+        "retain": None if retain_chunks is None
+        else _describe(retain_chunks, retain, _max_length(config, retain)),
         "losses": losses,
         "sure": saliency.to_log(config.sure) if saliency else None,
         "frozen_parameters_verified": len(frozen),
@@ -107,9 +114,24 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
     }
 
 
-def _describe(chunks: Chunks) -> dict[str, int]:
-    return {"documents": chunks.documents, "chunks": len(chunks.ids),
-            "without_tokens": chunks.without_tokens}
+def _describe(chunks: Chunks, texts: TrainingTexts, max_length: int) -> dict[str, Any]:
+    """What was trained on: packing, files, documents (texts), chunks (windows), tokens."""
+    return {"packing": texts.packing, "files": list(texts.files), "max_length": max_length,
+            "documents": chunks.documents, "chunks": len(chunks.ids),
+            "tokens": sum(len(c) for c in chunks.ids), "without_tokens": chunks.without_tokens}
+
+
+def _as_texts(texts: Sequence[str] | TrainingTexts, config: UnlearnConfig) -> TrainingTexts:
+    if isinstance(texts, TrainingTexts):
+        return texts
+    texts = list(texts)
+    if config.packing == "windows":
+        return TrainingTexts(["\n\n".join(texts)] if texts else [], "windows")
+    return TrainingTexts(texts, "documents")
+
+
+def _max_length(config: UnlearnConfig, texts: TrainingTexts) -> int:
+    return config.max_length or default_max_length(texts.packing)
 
 
 # ---------------------------------------------------------------- checks before training
@@ -151,9 +173,17 @@ def _check_inputs(method: Component, config: Any, forget: list[str], retain: lis
                        f"Remove it or choose another output directory.")
 
 
-def _chunks(texts: list[str], tokenizer: Any, config: UnlearnConfig, split: str,
+def _chunks(texts: TrainingTexts, tokenizer: Any, config: UnlearnConfig, split: str,
             name: str) -> Chunks:
-    chunks = tokenize_documents(texts, tokenizer, config.max_length)
+    max_length = _max_length(config, texts)
+    if texts.packing == "windows":
+        bos = getattr(tokenizer, "bos_token_id", None)
+        windows = [w for text in texts.texts for w in pack_windows(
+            tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"],
+            max_length, bos)]
+        chunks = Chunks(windows, len(texts.texts), sum(not t for t in texts.texts))
+    else:
+        chunks = tokenize_documents(texts.texts, tokenizer, max_length)
     if not chunks.ids:
         raise RunError(f"unlearning with '{name}': none of the {chunks.documents} {split} "
                        f"documents has a token to train on (all are empty). Check the "
@@ -172,11 +202,11 @@ def _pairs(pairs: list[tuple[str, str]], tokenizer: Any, config: UnlearnConfig,
                            f"this tokenizer does not know (it encodes them as "
                            f"{tokenizer.unk_token!r}); the model would be trained to say "
                            f"<unk>. Choose a completion in the model's vocabulary.")
-    chunks = tokenize_pairs(pairs, tokenizer, config.max_length)
+    chunks = tokenize_pairs(pairs, tokenizer, config.max_length or DOCUMENT_MAX_LENGTH)
     if not chunks.ids:
         raise RunError(f"unlearning with '{name}': none of the {chunks.documents} forget "
                        f"examples has a completion token within max_length "
-                       f"{config.max_length}. Raise max_length.")
+                       f"{config.max_length or DOCUMENT_MAX_LENGTH}. Raise max_length.")
     return chunks
 
 
