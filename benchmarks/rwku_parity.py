@@ -124,6 +124,34 @@ def main(eval_dir: Path) -> int:
          [word_tokens(x["prediction"]) for x in res["results"]],
          [word_tokens(e["output"]) for e in r.details["examples"]])
     same("fluency entropy x100", round(100 * res["entropy"], 6), round(r.value, 6))
+    # FB / QA / AA and neighbour probes: ROUGE-L recall per level
+    from tests.scale.rwku_miniature import write_rwku_target
+    from unlearnspec.data.hub import load_corpus
+    from unlearnspec.metrics.registry import METRICS
+    from unlearnspec.metrics.rwku import rwku_probe
+
+    target = write_rwku_target(tmp / "1_alpha")
+    corpus = load_corpus(target, tmp / "cache")
+    lv = {n: json.loads((target / f"{n}.json").read_text()) for n in
+          ("forget_level1", "forget_level2", "forget_level3", "neighbor_level1",
+           "neighbor_level2")}
+    r1, r2, r3 = rwku.eval_forget.eval_forget(model, tok, lv["forget_level1"],
+                                              lv["forget_level2"], lv["forget_level3"],
+                                              output_result_dir=str(tmp / "r_forget.json"))
+    n1, n2 = rwku.eval_neighbor.eval_neighbor(model, tok, lv["neighbor_level1"],
+                                              lv["neighbor_level2"],
+                                              output_result_dir=str(tmp / "r_nb.json"))
+    preds = [q["prediction"] for q in json.loads((tmp / "r_forget.json").read_text())["results"]]
+    for (probe, split), theirs in {("fb", "forget"): r1, ("qa", "forget"): r2,
+                                   ("aa", "forget"): r3, ("fb", "neighbor"): n1,
+                                   ("qa", "neighbor"): n2}.items():
+        cfg = METRICS.get("rwku").make_config({"probe": probe, "split": split,
+                                                "chat_template": True})
+        r = rwku_probe(model, tok, corpus, cfg, batch_size=4)
+        same(f"rwku {probe} {split} (ROUGE-L recall x100)", round(100 * theirs, 6),
+             round(r.value, 6))
+        if split == "forget" and probe == "fb":
+            same("rwku fb answers", preds[:3], [e["output"] for e in r.details["examples"]])
     return 1 if bad else 0
 
 

@@ -92,8 +92,9 @@ def corpus_from_snapshot(snapshot: str | Path, cache_dir: str | Path) -> Corpus:
     return Corpus(out)
 
 
-def corpus_from_hub(repo_id: str, cache_dir: str | Path, *, revision: str | None = None) -> Corpus:
-    """Download (or, offline, find in the hub cache) dataset `repo_id` and convert it."""
+def snapshot_dataset(repo_id: str, allow_patterns: list[str], *,
+                     revision: str | None = None) -> Path:
+    """Download (or, offline, find in the hub cache) the files of dataset `repo_id`."""
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
@@ -101,23 +102,38 @@ def corpus_from_hub(repo_id: str, cache_dir: str | Path, *, revision: str | None
                                 "huggingface_hub") from None
     offline = _offline()
     try:
-        snapshot = snapshot_download(
+        return Path(snapshot_download(
             repo_id, repo_type="dataset", revision=revision, local_files_only=offline,
-            allow_patterns=[f"{s}/*" for s in LAYOUT],
-        )
+            allow_patterns=allow_patterns,
+        ))
     except Exception as exc:  # noqa: BLE001 - hub errors vary by version; all mean "not here"
         if offline:
             raise RunError(f"HF_HUB_OFFLINE is set and dataset '{repo_id}' is not in the "
                            f"local hub cache: run once online, or point the spec's data at "
                            f"a local directory in MUSE's layout") from exc
         raise RunError(f"could not download dataset '{repo_id}' from the hub: {exc}") from exc
+
+
+def corpus_from_hub(repo_id: str, cache_dir: str | Path, *, revision: str | None = None) -> Corpus:
+    """Download (or, offline, find in the hub cache) dataset `repo_id` and convert it."""
+    snapshot = snapshot_dataset(repo_id, [f"{s}/*" for s in LAYOUT], revision=revision)
     return corpus_from_snapshot(snapshot, cache_dir)
 
 
 def load_corpus(source: str | Path, cache_dir: str | Path, *,
                 revision: str | None = None) -> Corpus:
-    """A corpus from a local MUSE-layout directory, a local hub-layout directory, or a hub id."""
+    """A corpus from a local MUSE-layout directory, a local hub-layout directory, or a hub id;
+    or RWKU: a per-target directory, or `<hub id or local copy>#<target>` (see data.rwku)."""
+    from . import rwku
+
+    source, _, target = str(source).partition("#")  # RWKU: "jinzhuoran/RWKU#Stephen King"
     path = Path(source)
+    if target:
+        if path.is_dir():
+            return Corpus(rwku.corpus_from_rwku_snapshot(path, target, cache_dir))
+        return Corpus(rwku.rwku_from_hub(source, target, cache_dir, revision=revision))
+    if path.is_dir() and rwku.is_rwku_target_dir(path):
+        return Corpus(rwku.corpus_from_rwku(path, cache_dir))
     if path.is_dir():
         if (path / "verbmem" / "forget.json").is_file() or (path / "privleak").is_dir() and \
                 (path / "privleak" / "forget.json").is_file():

@@ -130,9 +130,10 @@ def _new_cache(model: Any) -> Any:
 @torch.no_grad()
 def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], *,
                     max_new_tokens: int, stops: Sequence[str],
-                    decode: Callable[[list[int]], str]) -> list[list[int]]:
+                    decode: Callable[[list[int]], str],
+                    extra_eos: Sequence[int] = ()) -> list[list[int]]:
     dev = _device(model)
-    pad, eos = _pad_id(tokenizer), _eos_ids(model, tokenizer)
+    pad, eos = _pad_id(tokenizer), _eos_ids(model, tokenizer) + list(extra_eos)
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -190,6 +191,27 @@ def decode_new(tokenizer: Any, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
 
 
+def generate_greedy_ids(model: Any, tokenizer: Any, prompts: Sequence[list[int]], *,
+                        max_new_tokens: int, stops: Sequence[str] = (),
+                        stop_ids: Sequence[int] = (),
+                        batch_size: int | str = 32) -> list[list[int]]:
+    """Greedy new token ids for already-encoded `prompts`, in input order. A row ends at EOS,
+    at a stop string, or at a token in `stop_ids` (kept in the returned ids, as EOS is)."""
+    enc = [list(p) for p in prompts]
+    if any(len(e) == 0 for e in enc):
+        raise RunError("a prompt encodes to zero tokens and the tokenizer adds no BOS: "
+                       "cannot generate from nothing")
+    order = _by_length([len(e) for e in enc])
+
+    def work(idx: list[int]) -> list[list[int]]:
+        return _generate_batch(model, tokenizer, [enc[i] for i in idx],
+                               max_new_tokens=max_new_tokens, stops=tuple(stops),
+                               decode=lambda ids: decode_new(tokenizer, ids),
+                               extra_eos=tuple(stop_ids))
+
+    return _unsort(run_batched(work, order, batch_size), order)
+
+
 def generate_greedy(model: Any, tokenizer: Any, prompts: Sequence[str], *,
                     max_new_tokens: int, stops: Sequence[str] = (),
                     batch_size: int | str = 32, add_special_tokens: bool = True) -> list[str]:
@@ -199,17 +221,8 @@ def generate_greedy(model: Any, tokenizer: Any, prompts: Sequence[str], *,
     with `scores.cut_at_stops`, so the cut is identical to decoding the full 128/32 tokens).
     An empty prompt list gives an empty list."""
     enc = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
-    if any(len(e) == 0 for e in enc):
-        raise RunError("a prompt encodes to zero tokens and the tokenizer adds no BOS: "
-                       "cannot generate from nothing")
-    order = _by_length([len(e) for e in enc])
-
-    def work(idx: list[int]) -> list[list[int]]:
-        return _generate_batch(model, tokenizer, [enc[i] for i in idx],
-                               max_new_tokens=max_new_tokens, stops=tuple(stops),
-                               decode=lambda ids: decode_new(tokenizer, ids))
-
-    new_ids = _unsort(run_batched(work, order, batch_size), order)
+    new_ids = generate_greedy_ids(model, tokenizer, enc, max_new_tokens=max_new_tokens,
+                                  stops=stops, batch_size=batch_size)
     return [decode_new(tokenizer, ids) for ids in new_ids]
 
 

@@ -87,6 +87,32 @@ METRICS.add(Component("update_retention", WeightMetricConfig,
                       tags=frozenset({"weights"}), unit="ratio"))
 
 
+@dataclass(frozen=True)
+class RwkuConfig:
+    """RWKU's probes for one target (the metric's data must be an RWKU target, see
+    unlearnspec.data.rwku): `probe: fb` fill-in-the-blank (level 1), `qa` question answering
+    (level 2), `aa` adversarial attacks (level 3, forget only); `split: forget` or `neighbor`
+    (the neighbour set: locality). ROUGE-L recall × 100 of a greedy ≤ 30-token answer, as
+    RWKU's `eval_forget` scores it."""
+
+    probe: Literal["fb", "qa", "aa"] = "fb"
+    split: Literal["forget", "neighbor"] = "forget"
+    max_new_tokens: int = 30
+    chat_template: bool | None = None
+
+    def __post_init__(self) -> None:
+        check(self.probe in ("fb", "qa", "aa"), "probe must be 'fb', 'qa' or 'aa'", "probe")
+        check(self.split in ("forget", "neighbor"), "split must be 'forget' or 'neighbor'",
+              "split")
+        check(self.probe != "aa" or self.split == "forget",
+              "RWKU has adversarial-attack probes for the forget set only", "probe")
+        check(self.max_new_tokens > 0, "max_new_tokens must be positive", "max_new_tokens")
+
+
+METRICS.add(Component("rwku", RwkuConfig, "unlearnspec.metrics.rwku:rwku_probe",
+                      tags=frozenset({"data"}), unit="percent"))
+
+
 # --- utility metrics: read a local file (`path:`) in a public dataset's format, not the corpus
 
 Protocol = Literal["rwku", "loglik"]
