@@ -186,9 +186,27 @@ def _stop_rows(done: torch.Tensor, steps: list[torch.Tensor], stops: Sequence[st
     return done
 
 
+# transformers 4's `clean_up_tokenization`, the step MUSE's decode(clean_up_tokenization_spaces=
+# True) ran; transformers 5 skips it for BPE tokenizers (with a warning per call), so it is
+# applied here, for every tokenizer alike
+CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+            (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def clean_up_spaces(text: str) -> str:
+    """Remove the spaces before punctuation and English contractions, as transformers 4's
+    `clean_up_tokenization` did."""
+    for old, new in CLEAN_UP:
+        text = text.replace(old, new)
+    return text
+
+
 def decode_new(tokenizer: Any, ids: list[int]) -> str:
-    """How MUSE decodes: `skip_special_tokens=True, clean_up_tokenization_spaces=True`."""
-    return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    """How MUSE decodes: `skip_special_tokens=True, clean_up_tokenization_spaces=True`, with
+    the clean-up applied explicitly (`clean_up_spaces`), so every tokenizer and transformers
+    version gives the text MUSE's transformers 4 did."""
+    text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return clean_up_spaces(text)
 
 
 def generate_greedy_ids(model: Any, tokenizer: Any, prompts: Sequence[list[int]], *,

@@ -78,6 +78,34 @@ def transformers_bars(enabled: bool) -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def as_saved(tokenizer: Any, path: str | Path, **common: Any) -> Any:
+    """The tokenizer its checkpoint saved, when AutoTokenizer substituted another class.
+
+    transformers 5 keeps a list of model types whose hub tokenizer_config.json it distrusts
+    (`qwen2` among them) and builds the model type's own class for them: for `qwen2` that is
+    Qwen2Tokenizer, which rebuilds its pipeline from the vocabulary with Qwen's byte-level
+    rules and ignores the saved tokenizer.json. A checkpoint saved with the generic class
+    (`TokenizersBackend`, `PreTrainedTokenizerFast`, what `save_pretrained` writes for any
+    `tokenizers` tokenizer) then encodes differently from how it was trained -- a Metaspace
+    tokenizer even gets ids beyond the embedding. Its tokenizer.json is the complete
+    definition, so load exactly that."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+    if type(tokenizer).__name__ in GENERIC_TOKENIZERS:
+        return tokenizer
+    try:
+        declared = get_tokenizer_config(str(path), **common).get("tokenizer_class")
+    except (OSError, ValueError):
+        return tokenizer
+    if declared not in GENERIC_TOKENIZERS:
+        return tokenizer
+    return PreTrainedTokenizerFast.from_pretrained(str(path), **common)
+
+
 def load_causal_lm(
     path: str | Path,
     *,
@@ -99,7 +127,8 @@ def load_causal_lm(
     common = dict(revision=revision, trust_remote_code=trust_remote_code)
     try:
         with transformers_bars(False):  # per-load bars would bury pytest's own output
-            tokenizer = AutoTokenizer.from_pretrained(str(path), **common)
+            tokenizer = as_saved(AutoTokenizer.from_pretrained(str(path), **common), path,
+                                 **common)
             model = AutoModelForCausalLM.from_pretrained(
                 str(path),
                 dtype=dtype if dtype is not None else torch.float32,
