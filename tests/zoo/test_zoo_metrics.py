@@ -92,13 +92,13 @@ def test_utility_metrics_per_sample_equal_reference(zoo, case) -> None:
     from unlearnspec.data.files import read_records
     from unlearnspec.metrics.registry import MultipleChoiceConfig, TriviaQAConfig
     from unlearnspec.metrics.scores import qa_f1
-    from unlearnspec.metrics.utility import QA_STOPS, mc_accuracy, qa_f1_score
+    from unlearnspec.metrics.utility import QA_STOPS, mmlu, qa_f1_score
 
     cut, _ = _scorers()
     model, tok = zoo.model(case)
     root = zoo.corpus.root / "utility"
-    mc = MultipleChoiceConfig(path=str(root / "mmlu.json"), shots=1)
-    got = mc_accuracy(model, tok, None, mc, batch_size=BATCH)
+    mc = MultipleChoiceConfig(path=str(root / "mmlu.json"), protocol="loglik", shots=1)
+    got = mmlu(model, tok, None, mc, batch_size=BATCH)
     items = read_records(root / "mmlu.json")
     demo = f"Question: {items[0]['question']}\nAnswer: {items[0]['choices'][items[0]['answer']]}\n\n"
     want = []
