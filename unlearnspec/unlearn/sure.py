@@ -2,11 +2,13 @@
 
 s_i = ‖∇_{θ_i} L_forget(θ_o; D_forget)‖_F per candidate module (Eq. 4), γ = the configured
 percentile of the s_i, salient = s_i ≥ γ (Eq. 5); only salient modules are trained (Eq. 6).
-Candidates are linear layers (`nn.Linear`, and GPT-2-style `Conv1D`). `decoder` excludes the
-output head: it is usually left un-quantized, so a head-only update would survive 4-bit
-rounding and make any method look robust. The mask is enforced twice: non-salient parameters
-get `requires_grad=False` and stay out of the optimizer (so weight decay cannot move them),
-and their bytes are fingerprinted before and compared after training.
+Candidates are the modules that own a weight matrix (`nn.Linear`, GPT-2-style `Conv1D`,
+and MoE expert blocks, whose 3-D expert tensors are ranked as one module). `decoder`
+excludes the output head: it is usually left un-quantized, so a head-only update would
+survive 4-bit rounding and make any method look robust. The mask is enforced twice:
+non-salient parameters get `requires_grad=False` and stay out of the optimizer (so weight
+decay cannot move them), and their bytes are fingerprinted before and compared after
+training.
 """
 from __future__ import annotations
 
@@ -42,9 +44,15 @@ def _modules_label(config: SureConfig) -> Any:
 
 
 def _is_linear(module: nn.Module) -> bool:
+    """A module that owns a weight matrix: `nn.Linear`, GPT-2's `Conv1D`, and the modules
+    transformers 5 keeps MoE experts in (one 3-D tensor per projection, [experts, out, in])
+    or a router with a bare 2-D weight. Embeddings are excluded (nothing SURE should rank)."""
     if isinstance(module, nn.Linear):
         return True
-    return type(module).__name__ == "Conv1D" and hasattr(module, "weight")
+    if isinstance(module, nn.Embedding):
+        return False
+    return any(p.ndim >= 2 and p.is_floating_point()
+               for p in module.parameters(recurse=False))
 
 
 def candidate_modules(model: nn.Module, config: SureConfig) -> dict[str, nn.Module]:
