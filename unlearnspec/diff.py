@@ -221,11 +221,11 @@ def _sum_products(a: Any, b: Any) -> float:
                      for i in range(0, a.numel(), step))
 
 
-def _block_tally(transform: Any, name: str, w: Any, s: Any, delta: Any) -> Tally | None:
-    q_w = transform.quantize_tensor(name, w)
+def _block_tally(transform: Any, info: Any, w: Any, s: Any, delta: Any) -> Tally | None:
+    q_w = transform.quantize_tensor(info, w)
     if q_w is None:
         return None
-    q_s = transform.quantize_tensor(name, s)
+    q_s = transform.quantize_tensor(info, s)
     dq = q_s.values.float() - q_w.values.float()
     return Tally(n=w.numel(), flips=int((q_w.codes != q_s.codes).sum()),
                  dot=_sum_products(dq, delta), dd=_sum_products(delta, delta))
@@ -247,13 +247,14 @@ def _row_blocks(shape: tuple[int, ...], chunk_elements: int, whole: bool) -> Ite
         yield r0, min(rows, r0 + per)
 
 
-def _diff_tensor(name: str, et: _Entry, es: _Entry, transforms: dict[str, Any],
+def _diff_tensor(info: Any, et: _Entry, es: _Entry, transforms: dict[str, Any],
                  reader: _RowReader, chunk_elements: int) -> TensorDiff | None:
-    ndim = len(et.shape)
-    chosen = {k: t for k, t in transforms.items() if t.selects(name, ndim)}
+    name = info.name
+    chosen = {k: t for k, t in transforms.items() if t.selects(info)}
     if not chosen or et.dtype not in _DTYPES or es.dtype not in _DTYPES:
         return None
-    whole = not all(_row_local(t) for t in chosen.values())
+    # a Conv1D weight's rows are its inputs: a scale spans all of them, so read it whole
+    whole = info.layout != "linear" or not all(_row_local(t) for t in chosen.values())
     td = TensorDiff(name, _layer_of(name), math.prod(et.shape))
     for r0, r1 in _row_blocks(et.shape, chunk_elements, whole):
         w, s = reader.rows(et, r0, r1), reader.rows(es, r0, r1)
@@ -261,7 +262,7 @@ def _diff_tensor(name: str, et: _Entry, es: _Entry, transforms: dict[str, Any],
         td.dd += _sum_products(delta, delta)
         td.ww += _sum_products(w, w)
         for label, t in chosen.items():
-            tally = _block_tally(t, name, w, s, delta)
+            tally = _block_tally(t, info, w, s, delta)
             if tally is not None:
                 td.by_transform.setdefault(label, Tally()).add(tally)
         del w, s, delta
@@ -377,6 +378,25 @@ def _check_layout(lt: dict[str, _Entry], ls: dict[str, _Entry], target: Path,
                 f"target; diff needs a subject unlearned from this target")
 
 
+def _covered_roles(target: Path, layout: dict[str, _Entry], built: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """The target's weight tensors by the roles rule, after checking that every transform
+    covers its decoder (a DiffError naming what it leaves out, never a partial number)."""
+    from .transforms.coverage import streamed
+    from .transforms.roles import checkpoint_roles, meta_model, parameter_roles
+
+    try:
+        model = meta_model(target)
+        infos = {n: i for n, i in checkpoint_roles(target, model).items() if n in layout}
+        params = [i for i in parameter_roles(model).values()]
+        for label, t in built.items():
+            streamed([(i, t.selects(i)) for i in infos.values()], params).check(
+                f"--transform {label} on {target}", t)
+    except RunError as exc:
+        raise DiffError(str(exc)) from exc
+    return infos
+
+
 def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DEFAULT_TRANSFORMS,
                      *, chunk_elements: int = CHUNK_ELEMENTS) -> DiffReport:
     """Stream both checkpoints tensor by tensor (in blocks of rows where the transforms
@@ -387,15 +407,16 @@ def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DE
     built = {label: parse_transform(label) for label in dict.fromkeys(transforms)}
     lt, ls = checkpoint_layout(Path(target)), checkpoint_layout(Path(subject))
     _check_layout(lt, ls, Path(target), Path(subject))
+    infos = _covered_roles(Path(target), lt, built)
     tensors: list[TensorDiff] = []
     skipped: list[str] = []
     with ExitStack() as stack:
         reader = _RowReader(stack)
-        for name in sorted(lt):
-            td = _diff_tensor(name, lt[name], ls[name], built, reader, chunk_elements)
+        for name in sorted(infos):
+            td = _diff_tensor(infos[name], lt[name], ls[name], built, reader, chunk_elements)
             if td is not None:
                 tensors.append(td)
-            elif any(t.selects(name, len(lt[name].shape)) for t in built.values()):
+            elif any(t.selects(infos[name]) for t in built.values()):
                 skipped.append(f"{name} ({lt[name].dtype}/{ls[name].dtype}: not a float tensor)")
     return DiffReport(str(target), str(subject), list(built), tensors, skipped)
 

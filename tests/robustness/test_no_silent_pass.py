@@ -219,3 +219,145 @@ def test_claim_with_an_empty_subject_list_is_a_spec_error() -> None:
 
     with pytest.raises(SpecError, match="subjects"):
         load_spec(BAD_SPECS / "empty_subjects.yaml")
+
+
+# ------------------------------------------------------------ a transform that changes nothing
+
+
+def arch_checkpoint(arch: str, tokenizer_src: Path, dst: Path) -> Path:
+    """A random 2-layer GPT-2 (Conv1D) or Falcon (FalconLinear) with the tiny tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, FalconConfig, GPT2Config
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_src)
+    ids = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = (GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=256, **ids) if arch == "gpt2"
+           else FalconConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, **ids))
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(dst)
+    tok.save_pretrained(dst)
+    return dst
+
+
+def transform_spec(transform: str) -> str:
+    return f"""\
+        version: 1
+        data:
+          world: {{builtin: micro}}
+        models:
+          subject: {{path: ./ckpt}}
+        transforms:
+          q: {transform}
+        metrics:
+          loss: {{kind: mia_loss}}
+        claims:
+          - name: no-recovery
+            subjects: [subject]
+            assert: loss @ q <= loss + 1000
+        """
+
+
+def test_gpt2_under_rtn_is_quantized_not_measured_at_full_precision(
+        tiny_checkpoint: Path, tmp_path: Path, micro_data: Path) -> None:
+    """Before rtn-3, rtn left GPT-2's Conv1D weights alone: `loss @ rtn4` was `loss`."""
+    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.spec import load_spec
+
+    arch_checkpoint("gpt2", tiny_checkpoint, tmp_path / "ckpt")
+    spec = load_spec(write_spec(tmp_path, transform_spec("{kind: rtn, bits: 4}")))
+    run = Run(spec, cache_dir=micro_data, progress=False)
+    try:
+        fp = run.measure(Measurement("loss", "subject"))
+        q = run.measure(Measurement("loss", "subject", "q"))
+    finally:
+        run.close()
+    assert q.per_sample != fp.per_sample  # each document's loss moved
+    cov = q.details["coverage"]
+    assert cov["decoder"]["share"] == 1.0 and cov["roles"]["attention"]["changed"] > 0
+
+
+def noop_transform_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unlearnspec.transforms.base import Readback, Transform
+    from unlearnspec.transforms.registry import TRANSFORMS, DtypeConfig
+
+    class Noop(Transform):
+        """Test double: a plug-in quantizer that says it quantized every weight and changed
+        none (what rtn-2 was on GPT-2). The engine and the coverage check around it are real."""
+
+        def apply(self, model, ctx):
+            return model
+
+        def readback(self, model):
+            for name, p in model.named_parameters():
+                yield Readback(name, p.detach(), True)
+
+    class _Noop(Component):
+        def load(self) -> Any:
+            return Noop
+
+    TRANSFORMS.names()
+    monkeypatch.setitem(TRANSFORMS._items, "noop", _Noop("noop", DtypeConfig, "x:Noop"))
+
+
+@pytest.mark.parametrize("xfail", [False, True])
+def test_a_spec_whose_transform_changes_nothing_cannot_give_a_verdict(
+        tiny_checkpoint: Path, tmp_path: Path, micro_data: Path,
+        monkeypatch: pytest.MonkeyPatch, xfail: bool) -> None:
+    noop_transform_registered(monkeypatch)
+    arch_checkpoint("gpt2", tiny_checkpoint, tmp_path / "ckpt")
+    body = transform_spec("{kind: noop}")
+    if xfail:
+        body = body.replace("assert: loss @ q", "xfail: known\n            assert: loss @ q")
+    spec = write_spec(tmp_path, body)
+    with pytest.raises(RunError) as info:
+        evaluate(spec, micro_data)
+    message = str(info.value)
+    assert "transform 'q' (noop) failed on model 'subject'" in message
+    assert "leaves 24,576 of the decoder's 24,576 weights (100%) as they were" in message
+    assert "transformer.h.*.attn.c_attn.weight (Conv1D): selected but left unchanged" in message
+
+
+def test_bnb_on_falcon_is_refused_not_measured_in_float(
+        tiny_checkpoint: Path, tmp_path: Path, micro_data: Path) -> None:
+    """transformers' bitsandbytes converts exact nn.Linear only: FalconLinear stays float."""
+    pytest.importorskip("bitsandbytes")
+    arch_checkpoint("falcon", tiny_checkpoint, tmp_path / "ckpt")
+    spec = write_spec(tmp_path, transform_spec("{kind: bnb, mode: nf4}"))
+    with pytest.raises(RunError, match=r"transform 'q' \(bnb\) failed on model 'subject': bnb "
+                                       r"nf4 would leave .* \(100%\) in float: .*FalconLinear"
+                                       r".*kind: rtn"):
+        evaluate(spec, micro_data)
+
+
+def question_always_checkpoint(src: Path, dst: Path) -> Path:
+    """A model that answers everything with "Question: Question: ...": a token "Question:"
+    added to the tokenizer, blocks that write nothing, a head that always picks it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(src)
+    tok.add_tokens(["Question:"])
+    qid = tok.convert_tokens_to_ids("Question:")
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    model.resize_token_embeddings(len(tok))
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[qid, 0] = 10.0
+    model.save_pretrained(dst, safe_serialization=True)
+    tok.save_pretrained(dst)
+    return dst
+
+
+def test_answers_cut_to_nothing_are_empty_not_a_perfect_forgetting_score(
+        tiny_checkpoint: Path, tmp_path: Path, micro_data: Path) -> None:
+    question_always_checkpoint(tiny_checkpoint, tmp_path / "ckpt")
+    spec = write_spec(tmp_path, generation_spec("knowmem", bound=5))
+    with pytest.raises(RunError) as info:
+        evaluate(spec, micro_data)
+    message = str(info.value)
+    assert "knowmem[forget]: every one of the" in message
+    assert "empty once cut at the stop strings" in message and "'Question:" in message

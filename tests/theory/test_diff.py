@@ -13,8 +13,13 @@ from safetensors.torch import load_file, save_file
 
 from unlearnspec.cli import main
 from unlearnspec.diff import DiffError, diff_checkpoints, parse_transform, verdict
-from unlearnspec.transforms.rtn import rtn_codes, rtn_quantize, weight_role
+from unlearnspec.transforms.rtn import rtn_codes, rtn_quantize
 from unlearnspec.transforms.weightspace import code_flip_rate, update_retention
+
+
+def is_decoder(name, w):
+    """A decoder weight of the tiny Llama fixture (the matrices inside `layers.N.`)."""
+    return ".layers." in name and w.ndim == 2
 
 
 def rewrite(src, dst, change, shards=1):
@@ -37,14 +42,14 @@ def rewrite(src, dst, change, shards=1):
 
 
 def on_grid(name, w):
-    return rtn_quantize(w, 4) if weight_role(name, w.ndim) == "decoder" else w
+    return rtn_quantize(w, 4) if is_decoder(name, w) else w
 
 
 def small_update(scale, seed=0):
     g = torch.Generator().manual_seed(seed)
 
     def change(name, w):
-        if weight_role(name, w.ndim) != "decoder":
+        if not is_decoder(name, w):
             return w
         return w + scale * rtn_codes(w, 4).scale * (2 * torch.rand(w.shape, generator=g) - 1)
     return change
@@ -92,15 +97,20 @@ def test_sharded_and_blocked_reads_give_the_same_numbers(pair, tmp_path):
 def test_blocks_of_rows_match_whole_tensors_on_tall_weights(tmp_path):
     """Tensors taller than a block (here 320 rows, blocks of 64) are split; the numbers must
     not change, including NF4's 64-weight blocks and a per-tensor scale (read whole)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(num_hidden_layers=1, hidden_size=48,
+                                         intermediate_size=320, num_attention_heads=4,
+                                         vocab_size=32))
+    model.save_pretrained(tmp_path / "t")
     g = torch.Generator().manual_seed(0)
-    w = {"model.layers.0.mlp.down_proj.weight": torch.randn(320, 48, generator=g)}
-    s = {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in w.items()}
-    for name, tensors in (("t", w), ("s", s)):
-        (tmp_path / name).mkdir()
-        save_file(tensors, str(tmp_path / name / "model.safetensors"))
+    rewrite(tmp_path / "t", tmp_path / "s",
+            lambda k, v: v + 0.01 * torch.randn(v.shape, generator=g))
     labels = ["rtn4", "rtn4-g16", "rtn4-g0", "nf4", "int8"]
     small = diff_checkpoints(tmp_path / "t", tmp_path / "s", labels, chunk_elements=1).to_json()
     big = diff_checkpoints(tmp_path / "t", tmp_path / "s", labels).to_json()
+    assert small["tensors"]["model.layers.0.mlp.up_proj.weight"]["numel"] == 320 * 48
     assert small["tensors"] == big["tensors"]
 
 

@@ -40,3 +40,13 @@ def tiny64(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(root)
     return root.make_tiny_checkpoint(tmp_path_factory.mktemp("tiny64"), hidden=64)
+
+
+from arch_helpers import ARCHS, load_arch, make_arch_checkpoint  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def arch_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One random tiny checkpoint per architecture in archs.ARCHS (read-only)."""
+    base = tmp_path_factory.mktemp("archs")
+    return {a: make_arch_checkpoint(a, base / a) for a in ARCHS}

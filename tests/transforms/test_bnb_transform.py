@@ -11,6 +11,7 @@ from unlearnspec.transforms.base import TransformContext
 from unlearnspec.transforms.bnb import BnbTransform
 from unlearnspec.transforms.readback import logits_gap, readback_model, rebuild_float
 from unlearnspec.transforms.registry import BnbConfig
+from unlearnspec.transforms.roles import WeightInfo, checkpoint_roles
 
 bnb = pytest.importorskip("bitsandbytes", reason="the bnb extra is not installed")
 pytestmark = pytest.mark.slow
@@ -52,8 +53,9 @@ def test_streaming_quantize_tensor_matches_the_loaded_model(quantized, tiny64):
     mode, t, q, _ = quantized
     sd = load_file(str(tiny64 / "model.safetensors"))
     rb = {r.name: r for r in t.readback(q)}
+    roles = checkpoint_roles(tiny64)
     for name, w in sd.items():
-        qt = t.quantize_tensor(name, w)
+        qt = t.quantize_tensor(roles[name], w) if name in roles else None
         assert (qt is not None) == rb[name].quantized, name
         if qt is not None:
             assert torch.equal(qt.values, rb[name].value), name
@@ -77,9 +79,9 @@ def test_logits_match_a_float_model_rebuilt_from_the_readback(quantized, tiny64)
 
 def test_double_quant_changes_only_the_scales_not_the_codes(tiny64):
     w = load_file(str(tiny64 / "model.safetensors"))["model.layers.0.mlp.up_proj.weight"]
-    name = "model.layers.0.mlp.up_proj.weight"
-    a = BnbTransform(BnbConfig(mode="nf4")).quantize_tensor(name, w)
-    b = BnbTransform(BnbConfig(mode="nf4", double_quant=True)).quantize_tensor(name, w)
+    info = WeightInfo.linear("model.layers.0.mlp.up_proj.weight", w.shape)
+    a = BnbTransform(BnbConfig(mode="nf4")).quantize_tensor(info, w)
+    b = BnbTransform(BnbConfig(mode="nf4", double_quant=True)).quantize_tensor(info, w)
     assert torch.equal(a.codes, b.codes)
     assert int(a.codes.min()) >= 0 and int(a.codes.max()) <= 15
 
@@ -91,8 +93,8 @@ def test_missing_bitsandbytes_names_the_extra(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # simulates the package missing
     with pytest.raises(MissingExtraError, match=r"unlearnspec\[bnb\]"):
-        BnbTransform(BnbConfig()).quantize_tensor("model.layers.0.mlp.up_proj.weight",
-                                                  torch.ones(4, 4))
+        BnbTransform(BnbConfig()).quantize_tensor(
+            WeightInfo.linear("model.layers.0.mlp.up_proj.weight", (4, 4)), torch.ones(4, 4))
 
 
 def test_prequantized_bnb_checkpoint_reads_back_what_was_saved(tiny64, tmp_path):

@@ -11,6 +11,7 @@ from unlearnspec.transforms.base import TransformContext
 from unlearnspec.transforms.dtype import DtypeTransform
 from unlearnspec.transforms.readback import logits_gap, rebuild_float
 from unlearnspec.transforms.registry import DtypeConfig
+from unlearnspec.transforms.roles import WeightInfo
 
 IDS = torch.tensor([[2, 5, 6, 7, 8]])
 
@@ -24,7 +25,8 @@ def test_cast_model_matches_streamed_cast_and_rebuilt_model(tiny_checkpoint, dty
     rb = {r.name: r for r in t.readback(q)}
     sd = load_file(str(tiny_checkpoint / "model.safetensors"))
     for name, w in sd.items():
-        assert torch.equal(t.quantize_tensor(name, w).values, rb[name].value)
+        info = WeightInfo.linear(name, w.shape)  # a cast treats every tensor alike
+        assert torch.equal(t.quantize_tensor(info, w).values, rb[name].value)
     rebuilt = rebuild_float(tiny_checkpoint, rb.values(), dtype=getattr(torch, dtype))
     assert logits_gap(q, rebuilt, IDS) == 0.0
 
@@ -32,7 +34,7 @@ def test_cast_model_matches_streamed_cast_and_rebuilt_model(tiny_checkpoint, dty
 def test_codes_are_bit_patterns_so_equal_codes_mean_equal_values():
     t = DtypeTransform(DtypeConfig(dtype="bfloat16"))
     w = torch.tensor([[1.0, 1.0 + 2**-10, 1.0 + 2**-6]])
-    q = t.quantize_tensor("x.weight", w)
+    q = t.quantize_tensor(WeightInfo.linear("x.weight", w.shape), w)
     assert q.codes[0, 0] == q.codes[0, 1]  # 2^-10 is below bfloat16's resolution at 1.0
     assert q.codes[0, 0] != q.codes[0, 2]
-    assert t.quantize_tensor("ids", torch.arange(3)) is None  # integer tensors are left alone
+    assert t.quantize_tensor(WeightInfo.linear("ids", (3,)), torch.arange(3)) is None  # integer tensors are left alone

@@ -11,7 +11,8 @@ from unlearnspec.models.loading import load_causal_lm
 from unlearnspec.registry import ConfigError
 from unlearnspec.transforms.base import TransformContext
 from unlearnspec.transforms.registry import TRANSFORMS, RtnConfig
-from unlearnspec.transforms.rtn import RtnTransform, weight_role
+from unlearnspec.transforms.roles import WeightInfo, checkpoint_roles
+from unlearnspec.transforms.rtn import RtnTransform
 
 
 def build(kind: str, **options):
@@ -44,7 +45,9 @@ def test_apply_matches_streaming_quantize_tensor_exactly(tiny_checkpoint):
     t = build("rtn", bits=3, group_size=8, zero_point=True, modules="all")
     t.apply(model, TransformContext(tiny_checkpoint, tok))
     got = {r.name: r.value for r in t.readback(model) if r.quantized}
-    streamed = {k: q.values for k, v in sd.items() if (q := t.quantize_tensor(k, v)) is not None}
+    roles = checkpoint_roles(tiny_checkpoint)
+    streamed = {k: q.values for k, v in sd.items()
+                if k in roles and (q := t.quantize_tensor(roles[k], v)) is not None}
     assert got.keys() == streamed.keys()
     for k in got:
         assert torch.equal(got[k], streamed[k]), k
@@ -94,20 +97,12 @@ def test_registry_lists_every_backend_under_the_entry_point_group():
     assert isinstance(build("rtn"), RtnTransform) and build("rtn").VERSION
 
 
-def test_weight_role_by_name():
-    assert weight_role("model.layers.3.mlp.down_proj.weight", 2) == "decoder"
-    assert weight_role("transformer.h.0.attn.c_attn.weight", 2) == "decoder"
-    assert weight_role("lm_head.weight", 2) == "head"
-    assert weight_role("model.embed_tokens.weight", 2) == "embedding"
-    assert weight_role("model.layers.0.input_layernorm.weight", 1) is None
-    assert weight_role("model.layers.0.self_attn.q_proj.bias", 1) is None
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
 def test_cuda_matches_cpu():
     w = torch.randn(64, 128, generator=torch.Generator().manual_seed(0))
     t = RtnTransform(RtnConfig(bits=4, group_size=32))
-    cpu = t.quantize_tensor("model.layers.0.mlp.up_proj.weight", w)
-    gpu = t.quantize_tensor("model.layers.0.mlp.up_proj.weight", w.cuda())
+    info = WeightInfo.linear("model.layers.0.mlp.up_proj.weight", w.shape)
+    cpu = t.quantize_tensor(info, w)
+    gpu = t.quantize_tensor(info, w.cuda())
     assert torch.equal(cpu.codes, gpu.codes.cpu())
     torch.testing.assert_close(cpu.values, gpu.values.cpu(), rtol=1e-6, atol=0)

@@ -15,15 +15,20 @@ from unlearnspec.metrics.registry import METRICS
 from unlearnspec.models.loading import load_causal_lm
 from unlearnspec.transforms.registry import DtypeConfig, RtnConfig
 from unlearnspec.transforms.dtype import DtypeTransform
-from unlearnspec.transforms.rtn import RtnTransform, rtn_codes, rtn_quantize, weight_role
+from unlearnspec.transforms.rtn import RtnTransform, rtn_codes, rtn_quantize
 from unlearnspec.transforms.weightspace import code_flip_rate, update_retention
+
+
+def is_decoder(name, w):
+    """A decoder weight of the tiny Llama fixture (the matrices inside `layers.N.`)."""
+    return ".layers." in name and w.ndim == 2
 
 RTN4 = RtnTransform(RtnConfig(bits=4))
 
 
 def on_grid(name, w):
     """A reference whose decoder weights lie on the 4-bit grid (a QAT / dequantized target)."""
-    return rtn_quantize(w, 4) if weight_role(name, w.ndim) == "decoder" else w
+    return rtn_quantize(w, 4) if is_decoder(name, w) else w
 
 
 def update(scale_of_step, seed=0):
@@ -31,7 +36,7 @@ def update(scale_of_step, seed=0):
     g = torch.Generator().manual_seed(seed)
 
     def change(name, w):
-        if weight_role(name, w.ndim) != "decoder":
+        if not is_decoder(name, w):
             return w
         step = rtn_codes(w, 4).scale  # per output channel
         return w + scale_of_step * step * (2 * torch.rand(w.shape, generator=g) - 1)
@@ -51,7 +56,7 @@ def test_small_update_on_grid_aligned_target_is_undone(aligned, variant):
     assert flips.ok and flips.value == 0.0
     assert flips.n == gamma.n == sum(
         v.numel() for k, v in load_file(str(aligned / "model.safetensors")).items()
-        if weight_role(k, v.ndim) == "decoder")
+        if is_decoder(k, v))
 
 
 def test_large_update_survives_quantization(aligned, variant):
@@ -86,12 +91,23 @@ def test_zero_update_is_nan_with_a_reason_never_one(aligned, variant):
     assert code_flip_rate(aligned, same, RTN4).value == 0.0
 
 
-def test_transform_that_touches_nothing_gives_no_result(tiny_checkpoint, variant):
+@pytest.mark.parametrize("metric", [code_flip_rate, update_retention])
+def test_transform_that_touches_nothing_gives_no_result(tiny_checkpoint, variant, metric):
     subject = variant(tiny_checkpoint, update(1.0))
     nothing = RtnTransform(RtnConfig(bits=4))
     nothing._roles = set()  # a transform selecting no tensor (unit-test double)
-    r = code_flip_rate(tiny_checkpoint, subject, nothing)
-    assert r.n == 0 and not r.ok and "changes none" in r.details["reason"]
+    with pytest.raises(RunError, match=r"leaves 20,480 of the decoder's 20,480 weights \(100%\)"
+                                       r".*self_attn\.q_proj\.weight \(Linear\): not selected"):
+        metric(tiny_checkpoint, subject, nothing)
+
+
+def test_weight_metrics_record_the_coverage_they_compared(aligned, variant):
+    subject = variant(aligned, update(1.0))
+    cov = code_flip_rate(aligned, subject, RTN4).details["coverage"]
+    assert cov["source"] == "stream"
+    assert cov["decoder"]["share"] == 1.0 and cov["decoder"]["weights"] == 20_480
+    assert set(cov["roles"]) == {"attention", "mlp", "embed", "head"}
+    assert cov["roles"]["head"]["selected"] == 0  # modules: decoder leaves the head alone
 
 
 def test_sharded_checkpoint_gives_the_same_numbers(aligned, variant, tmp_path):

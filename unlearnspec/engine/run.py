@@ -76,6 +76,14 @@ def _without_timings(log: Any) -> Any:
     return {k: v for k, v in log.items() if k not in ("seconds", "wall_s", "cpu_s")}
 
 
+def _covered(m: Measurement, cached: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A cached result of a transformed measurement counts only with its coverage recorded
+    (results cached before coverage was measured are recomputed once)."""
+    if cached is None or m.transform is None:
+        return cached
+    return cached if "coverage" in cached.get("details", {}) else None
+
+
 class Run:
     def __init__(
         self,
@@ -102,6 +110,7 @@ class Run:
         self._transforms: dict[str, Any] = {}
         self._tokenizers: dict[str, str] = {}
         self._results: dict[Measurement, MetricResult] = {}
+        self._coverage: dict[tuple[str, str | None], Any] = {}  # (model, transform) -> Coverage
         self.logs: dict[str, Any] = {}  # model name -> unlearning log
 
     # ------------------------------------------------------------------ environment
@@ -318,12 +327,15 @@ class Run:
         self.stats["loaded"] += 1
         if transform is not None:
             from ..transforms.base import TransformContext
+            from ..transforms.coverage import apply_measured
 
             ts = self.spec.transforms[transform]
             ctx = TransformContext(checkpoint=Path(path), tokenizer=tok, device=self.device,
                                    calibration=self._calibration(transform))
             try:
-                m = self.transform(transform).apply(m, ctx)
+                m, cov = apply_measured(self.transform(transform), m, ctx)
+                # a transform that leaves the decoder (mostly) as it was gives no numbers
+                self._coverage[slot] = cov.check("it", self.transform(transform))
             except Exception as exc:
                 # the transform's own RunError says what went wrong, not in which of the
                 # spec's transforms and models: both are added here
@@ -389,10 +401,10 @@ class Run:
         if m in self._results:
             return self._results[m]
         key = self.measurement_key(m)
-        cached = self.cache.get_json("metrics", key)
+        cached = _covered(m, self.cache.get_json("metrics", key))
         if cached is None:
             with self.cache.lock("metrics", key):  # another worker may be computing it
-                cached = self.cache.get_json("metrics", key)
+                cached = _covered(m, self.cache.get_json("metrics", key))
                 if cached is None:
                     result = self._compute(m)
                     self.cache.put_json("metrics", key, result.to_json())
@@ -441,7 +453,7 @@ class Run:
         """A data metric's own value (for privleak: the Min-K% AUC), cached on its own, and
         computed together with every other pending measurement of the same loaded model."""
         key = self.measurement_key(m, raw=True)
-        cached = self.cache.get_json("raw", key)
+        cached = _covered(m, self.cache.get_json("raw", key))
         if cached is not None:
             return MetricResult.from_json(cached)
         slot = (m.model, m.transform)
@@ -459,10 +471,13 @@ class Run:
             other = Measurement(metric, m.model, m.transform)
             okey = self.measurement_key(other, raw=True)
             result = MetricResult.from_json(cached) if (
-                cached := self.cache.get_json("raw", okey)) is not None else None
+                cached := _covered(other, self.cache.get_json("raw", okey))) is not None else None
             if result is None:
                 model, tok = self._load(*slot)
                 result = self._compute_data_metric(other, model, tok)
+                if slot in self._coverage:  # the coverage the numbers were measured under
+                    result = dataclasses.replace(result, details={
+                        **result.details, "coverage": self._coverage[slot].to_json()})
                 self.cache.put_json("raw", okey, result.to_json())
             if metric == m.metric:
                 wanted = result

@@ -29,9 +29,10 @@ def knowmem(model: Any, tokenizer: Any, corpus: Corpus, config: KnowMemConfig, *
     raw = generate_greedy(model, tokenizer, [qa_prompt(r["question"], icl) for r in records],
                           max_new_tokens=config.max_new_tokens, stops=KNOWMEM_STOPS,
                           batch_size=batch_size)
-    require_some_output(raw, what=f"knowmem[{config.split}]",
-                        where=corpus.root / "knowmem" / f"{config.split}_qa.json")
     outputs = [cut_at_stops(o, KNOWMEM_STOPS) for o in raw]
+    # on what is scored: "Question: ..." as every answer is cut to "" and would score 0
+    require_some_output(outputs, what=f"knowmem[{config.split}]",
+                        where=corpus.root / "knowmem" / f"{config.split}_qa.json", raw=raw)
     per = [100.0 * rouge_l_f1(r["answer"], o) for r, o in zip(records, outputs)]
     return mean_result(per, what=f"knowmem[{config.split}]", details={
         "split": config.split, "icl_pairs": len(icl),

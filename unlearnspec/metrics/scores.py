@@ -187,15 +187,27 @@ def require_samples(items: Sequence[object], where: object) -> None:
                        f"Add records to the file or drop the metric from the spec.")
 
 
-def require_some_output(outputs: Sequence[str], *, what: str, where: object) -> None:
-    """RunError when *every* generation is empty (or only whitespace).
+def require_some_output(outputs: Sequence[str], *, what: str, where: object,
+                        raw: Sequence[str] | None = None) -> None:
+    """RunError when *every* scored output is empty (or only whitespace).
 
     A model that ends every answer at once scores 0 on every sample, which reads as "forgot
     everything" and would pass a forgetting claim. It is almost always a broken checkpoint
     or an EOS id that does not match the tokenizer, so it is an error with context; a few
-    empty answers among others are ordinary model behaviour and are scored as 0."""
-    if outputs and not any(o.strip() for o in outputs):
-        raise RunError(f"{what}: the model generated no text for any of the {len(outputs)} "
-                       f"prompts in {where} (it emits end-of-sequence or only whitespace "
-                       f"first), so a score of 0 would be a silent, meaningless pass. Check "
-                       f"the checkpoint and that its eos_token_id matches its tokenizer.")
+    empty answers among others are ordinary model behaviour and are scored as 0. `outputs`
+    are what is scored (after any cut at stop strings); `raw`, the generations before the
+    cut, only shapes the message: a model answering every question with "Question: ..." is
+    cut to nothing, and is as empty as one that generates nothing."""
+    if not outputs or any(o.strip() for o in outputs):
+        return
+    if raw is not None and any(r.strip() for r in raw):
+        sample = next(r for r in raw if r.strip()).strip()[:60]
+        raise RunError(f"{what}: every one of the {len(outputs)} answers to the prompts in "
+                       f"{where} is empty once cut at the stop strings (the model generated "
+                       f"text, e.g. {sample!r}, but nothing before a stop string), so a score "
+                       f"of 0 would be a silent, meaningless pass. The model does not answer "
+                       f"in this prompt format; check the checkpoint and its tokenizer.")
+    raise RunError(f"{what}: the model generated no text for any of the {len(outputs)} "
+                   f"prompts in {where} (it emits end-of-sequence or only whitespace "
+                   f"first), so a score of 0 would be a silent, meaningless pass. Check "
+                   f"the checkpoint and that its eos_token_id matches its tokenizer.")

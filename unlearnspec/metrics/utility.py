@@ -228,8 +228,8 @@ def qa_f1_score(model: Any, tokenizer: Any, corpus: Any, config: TriviaQAConfig,
     raw = generate_greedy(model, tokenizer, [demo + f"Question: {q}\nAnswer: " for q, _ in items],
                           max_new_tokens=config.max_new_tokens, stops=QA_STOPS,
                           batch_size=batch_size)
-    require_some_output(raw, what="triviaqa", where=config.path)
     outputs = [cut_at_stops(o, QA_STOPS).strip() for o in raw]
+    require_some_output(outputs, what="triviaqa", where=config.path, raw=raw)
     per = [100.0 * qa_f1(o, answers) for o, (_, answers) in zip(outputs, items)]
     return mean_result(per, what=f"triviaqa ({config.path})", details={
         "shots": len(shots),

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Iterator, NamedTuple
 
 import torch
 
+from .roles import WeightInfo
+
 
 @dataclass(frozen=True)
 class TransformContext:
@@ -68,12 +70,18 @@ class Transform(ABC):
     def readback(self, model: Any) -> Iterator[Readback]:
         """Every floating-point weight of a model this transform returned, dequantized."""
 
-    def quantize_tensor(self, name: str, w: torch.Tensor) -> Quantized | None:
-        """Q(w) for one checkpoint tensor, or None when this transform leaves it alone.
+    def quantize_tensor(self, info: WeightInfo, w: torch.Tensor) -> Quantized | None:
+        """Q(w) for one checkpoint tensor, or None when this transform leaves it alone. `info`
+        (from `roles.checkpoint_roles`) says what the tensor is and how the kernels read it
+        (a Conv1D weight is [in, out]); values and codes come back in w's own shape.
 
         Raises NotImplementedError for transforms that need the whole model (GPTQ, AWQ use
         calibration activations); weight metrics then quantize whole models instead."""
         raise NotImplementedError(f"{type(self).__name__} does not quantize tensor by tensor")
+
+    def selects(self, info: WeightInfo) -> bool:
+        """Whether `quantize_tensor` quantizes this tensor (streaming transforms override)."""
+        return True
 
     @property
     def streams(self) -> bool:

@@ -2,8 +2,16 @@
 NF4 and FP4 — what the paper's released code ran (`load_in_4bit=True` is FP4 there).
 
 bitsandbytes quantizes while loading, so `apply` reloads the checkpoint instead of using the
-fp32 model it is given. It quantizes every nn.Linear except the LM head (transformers keeps
-the output embedding in float), which is also what `quantize_tensor` selects.
+fp32 model it is given. transformers converts exactly the `nn.Linear` modules (not their
+subclasses, such as Falcon's FalconLinear) and GPT-2's `Conv1D` (whose [in, out] weight it
+transposes first), except the LM head and tied weights; `quantize_tensor` selects the same
+tensors and transposes Conv1D the same way. MoE expert tensors (Mixtral, Qwen2-MoE in
+transformers 5) and nn.Linear subclasses stay float, so `apply` refuses such models instead of
+measuring a mostly full-precision model under a quantizer's name.
+
+`mode: fp4` with the defaults is `BitsAndBytesConfig(load_in_4bit=True)` exactly (FP4, float32
+compute, no double quantization, uint8 storage), as the paper's code loads its models;
+`settings()` is the full BitsAndBytesConfig, recorded in the report.
 
 CPU pitfall (bitsandbytes 0.50): on CPUs with AVX512-BF16 the first 4-bit forward repacks the
 packed weights in place for a faster kernel; afterwards `dequantize_4bit` returns garbage and
@@ -19,7 +27,7 @@ import torch
 
 from ..errors import MissingExtraError, RunError
 from .base import Quantized, Readback, Transform, TransformContext
-from .rtn import weight_role
+from .roles import WeightInfo, parameter_roles
 
 BLOCKSIZE_4BIT = 64  # bitsandbytes' Params4bit default, which transformers uses
 
@@ -52,7 +60,7 @@ def disable_cpu_repack(model: Any) -> Any:
 class BnbTransform(Transform):
     """`kind: bnb` with `mode: int8 | nf4 | fp4`."""
 
-    VERSION = "bnb-1"
+    VERSION = "bnb-2"  # bnb-1 streamed GPT-2's Conv1D weights untransposed
 
     def _hf_config(self) -> Any:
         from transformers import BitsAndBytesConfig
@@ -67,11 +75,40 @@ class BnbTransform(Transform):
             bnb_4bit_compute_dtype=getattr(torch, c.compute_dtype),
         )
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting of the BitsAndBytesConfig this transform loads with (JSON-ready)."""
+        d = self._hf_config().to_dict()
+        return {k: (str(v).replace("torch.", "") if isinstance(v, torch.dtype) else v)
+                for k, v in sorted(d.items())}
+
+    def coverage_hint(self) -> str:
+        return ("bitsandbytes, through transformers, converts only exact nn.Linear and Conv1D "
+                "modules: nn.Linear subclasses (FalconLinear) and MoE expert tensors stay "
+                "float. Quantize this model with `kind: rtn` (which handles them) instead.")
+
+    def preflight(self, model: Any) -> None:
+        """Refuse, before loading anything quantized, a model whose decoder weights
+        transformers' bitsandbytes integration would leave float."""
+        from .coverage import LIMIT
+        from .inventory import pattern
+
+        infos = [i for i in parameter_roles(model).values() if i.decoder]
+        left = [i for i in infos if not self.selects(i)]
+        total = sum(i.numel for i in infos)
+        missed = sum(i.numel for i in left)
+        if total and missed / total > LIMIT:
+            names = sorted({f"{pattern(i.name)} ({i.module_class})" for i in left})
+            raise RunError(
+                f"bnb {self.config.mode} would leave {missed:,} of the decoder's {total:,} "
+                f"weights ({100 * missed / total:.0f}%) in float: {'; '.join(names[:8])}. "
+                f"{self.coverage_hint()}")
+
     def apply(self, model: Any, ctx: TransformContext) -> Any:
         from ..models.loading import load_causal_lm
 
         _bnb()
-        del model  # unused: bitsandbytes quantizes while loading, so reload the checkpoint
+        self.preflight(model)
+        del model  # bitsandbytes quantizes while loading, so reload the checkpoint
         device_map = "cpu" if ctx.device == "cpu" else {"": ctx.device}
         qmodel, _ = load_causal_lm(
             ctx.checkpoint, quantization_config=self._hf_config(), device_map=device_map
@@ -100,19 +137,29 @@ class BnbTransform(Transform):
                 value = cb.float() * (scb.float().unsqueeze(1) / 127.0)
             else:
                 continue
+            if _from_conv1d(mod):  # back to the checkpoint's [in, out]
+                value = value.t().contiguous()
             done.add(name)
             yield Readback(name, value, True)
         for name, p in model.named_parameters():
             if name not in done and p.is_floating_point():
                 yield Readback(name, p.detach().float(), False)
 
-    def selects(self, name: str, ndim: int) -> bool:
-        return weight_role(name, ndim) == "decoder"
+    def selects(self, info: WeightInfo) -> bool:
+        """What transformers converts: exact nn.Linear or Conv1D, never the head or a tied
+        tensor (roles give those role `head`), nor anything outside the decoder blocks."""
+        return info.decoder and (info.exact_linear or info.layout == "conv1d")
 
     @torch.no_grad()
-    def quantize_tensor(self, name: str, w: torch.Tensor) -> Quantized | None:
-        if not self.selects(name, w.ndim):
+    def quantize_tensor(self, info: WeightInfo, w: torch.Tensor) -> Quantized | None:
+        if not self.selects(info):
             return None
+        if info.layout == "conv1d":  # transformers quantizes Conv1D's weight transposed
+            q = self._quantize_rows(w.detach().t())
+            return Quantized(q.values.t().contiguous(), q.codes.t().contiguous())
+        return self._quantize_rows(w)
+
+    def _quantize_rows(self, w: torch.Tensor) -> Quantized:
         bnb = _bnb()
         F = bnb.functional
         x = w.detach().float().contiguous()
@@ -129,3 +176,8 @@ class BnbTransform(Transform):
         flat = packed.reshape(-1)
         codes = torch.stack([flat >> 4, flat & 0xF], dim=1).reshape(-1)[: w.numel()]
         return Quantized(values.to(w.dtype), codes.reshape(w.shape).to(torch.int16))
+
+
+def _from_conv1d(mod: Any) -> bool:
+    src = getattr(mod, "source_cls", None)
+    return src is not None and src.__name__ == "Conv1D"

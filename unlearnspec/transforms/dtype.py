@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import torch
 
 from .base import Quantized, Readback, Transform, TransformContext
+from .roles import WeightInfo
 
 _INT_VIEW = {torch.float16: torch.int16, torch.bfloat16: torch.int16}
 
@@ -31,7 +32,7 @@ class DtypeTransform(Transform):
                 yield Readback(name, p.detach().float(), p.dtype == self.dtype)
 
     @torch.no_grad()
-    def quantize_tensor(self, name: str, w: torch.Tensor) -> Quantized | None:
+    def quantize_tensor(self, info: WeightInfo, w: torch.Tensor) -> Quantized | None:
         if not w.is_floating_point():
             return None
         low = w.to(self.dtype)

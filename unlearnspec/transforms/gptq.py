@@ -18,7 +18,7 @@ import torch
 
 from ..errors import MissingExtraError, RunError
 from .base import Readback, Transform, TransformContext
-from .rtn import weight_role
+from .roles import parameter_roles
 
 
 def _gptqmodel() -> Any:
@@ -60,8 +60,10 @@ class GptqTransform(Transform):
         """Refuse shapes GPTQModel cannot handle, before it runs: it reports a failure inside
         its worker threads by ending the whole process (os._exit), test runner included."""
         gs = self.config.group_size
+        decoder = {i.name.removesuffix(".weight") for i in parameter_roles(model).values()
+                   if i.decoder}
         for name, mod in model.named_modules():
-            if not isinstance(mod, torch.nn.Linear) or weight_role(f"{name}.weight", 2) != "decoder":
+            if not isinstance(mod, torch.nn.Linear) or name not in decoder:
                 continue
             if gs > 0 and mod.in_features % gs:
                 raise RunError(

@@ -18,7 +18,7 @@ s = (max − min)/(2^N − 1), z = round(−min/s), codes in [0, 2^N − 1].
 """
 from __future__ import annotations
 
-import re
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -26,6 +26,7 @@ import torch
 
 from ..errors import RunError
 from .base import Quantized, Readback, Transform, TransformContext
+from .roles import DECODER_ROLES, ROLES, WeightInfo, iter_parameters
 
 GRIDS = ("symmetric", "paper", "paper_clamped")
 
@@ -127,75 +128,83 @@ def rtn_quantize(
     return c.dequantize_().reshape(w.shape).to(w.dtype)
 
 
-# Names of decoder blocks across Hugging Face architectures (Llama `layers.3.`, GPT-2 `h.3.`,
-# T5/BLOOM style `block.3.` / `blocks.3.`).
-_DECODER = re.compile(r"(^|\.)(layers|h|blocks|block|layer)\.\d+\.")
-_HEADS = ("lm_head.weight", "embed_out.weight", "output.weight")
+def to_rows(w: torch.Tensor, layout: str) -> torch.Tensor:
+    """w as the [output channels, inputs] matrix the kernels multiply by: Conv1D's [in, out]
+    transposed, MoE experts' [experts, out, in] stacked to [experts * out, in]."""
+    if layout == "conv1d":
+        return w.t()
+    if layout == "experts":
+        return w.reshape(-1, w.shape[-1])
+    return w
 
 
-def weight_role(name: str, ndim: int) -> str | None:
-    """'decoder', 'head' or 'embedding' for a 2-D weight by its checkpoint name; None for
-    anything else (norms, biases, 1-D tensors), which RTN never touches. Name-based so that
-    streaming a safetensors file and quantizing a loaded model select the same tensors."""
-    if ndim != 2 or not name.endswith(".weight"):
-        return None
-    if name in _HEADS or name.endswith(tuple("." + h for h in _HEADS)):
-        return "head"
-    if _DECODER.search(name):
-        return "decoder"
-    if "embed" in name or name.split(".")[-2] in ("wte", "wpe"):
-        return "embedding"
-    return None
+def from_rows(rows: torch.Tensor, layout: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """The inverse of `to_rows`."""
+    if layout == "conv1d":
+        return rows.reshape(shape[1], shape[0]).t()
+    return rows.reshape(shape)
 
 
-_ROLES = {"decoder": {"decoder"}, "decoder+head": {"decoder", "head"},
-          "all": {"decoder", "head", "embedding"}}
-
+_ROLES = {"decoder": set(DECODER_ROLES), "decoder+head": {*DECODER_ROLES, "head"},
+          "all": set(ROLES)}
 
 class RtnTransform(Transform):
-    """`kind: rtn`. Fake-quantizes the selected weights in place on the model's device."""
+    """`kind: rtn`. Fake-quantizes the selected weights in place on the model's device:
+    nn.Linear (and subclasses), Conv1D along its transpose, MoE expert tensors with one scale
+    per expert × output channel (per expert matrix for `group_size: 0`), the tied head once."""
 
-    VERSION = "rtn-2"
+    VERSION = "rtn-3"  # rtn-2 left Conv1D weights and 3-D MoE experts unquantized
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self._roles = _ROLES[config.modules]
 
-    def selects(self, name: str, ndim: int) -> bool:
-        role = weight_role(name, ndim)
-        return role is not None and role in self._roles
+    def selects(self, info: WeightInfo) -> bool:
+        return info.role in self._roles and info.layout != "other"
 
-    def _codes(self, name: str, w: torch.Tensor) -> RtnCodes:
+    def _codes(self, name: str, rows: torch.Tensor) -> RtnCodes:
         c = self.config
         try:
-            return rtn_codes(w, c.bits, c.group_size, c.grid, c.zero_point)
+            return rtn_codes(rows, c.bits, c.group_size, c.grid, c.zero_point)
         except ValueError as exc:
             raise RunError(f"rtn cannot quantize {name}: {exc}") from exc
 
-    def quantize_tensor(self, name: str, w: torch.Tensor) -> Quantized | None:
-        if not self.selects(name, w.ndim):
+    def _quantize(self, info: WeightInfo, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values, codes) in w's own shape and orientation."""
+        if info.layout == "experts" and self.config.group_size == 0:
+            parts = [self._quantize(dataclasses.replace(info, layout="linear",
+                                                        shape=tuple(w.shape[1:])), w[e])
+                     for e in range(w.shape[0])]
+            return torch.stack([v for v, _ in parts]), torch.stack([c for _, c in parts])
+        if info.fused and self.config.group_size == 0:
+            raise RunError(
+                f"rtn with group_size 0 gives each MoE expert matrix of {info.source} one "
+                f"scale, and the checkpoint stores that matrix split across tensors like "
+                f"{info.name}, so it cannot be quantized tensor by tensor; use group_size "
+                f"null (per output channel) or a group size for weight metrics on this model")
+        rows = to_rows(w, info.layout)
+        c = self._codes(info.name, rows)
+        codes = from_rows(c.codes.reshape(rows.shape), info.layout, tuple(w.shape))
+        codes = codes.to(torch.int16)
+        values = from_rows(c.dequantize_().reshape(rows.shape), info.layout, tuple(w.shape))
+        return values.to(w.dtype), codes
+
+    def quantize_tensor(self, info: WeightInfo, w: torch.Tensor) -> Quantized | None:
+        if not self.selects(info):
             return None
-        c = self._codes(name, w)
-        codes = c.codes.reshape(w.shape).to(torch.int16)
-        return Quantized(values=c.dequantize_().reshape(w.shape).to(w.dtype), codes=codes)
+        values, codes = self._quantize(info, w)
+        return Quantized(values=values.contiguous(), codes=codes.contiguous())
 
     @torch.no_grad()
     def apply(self, model: Any, ctx: TransformContext) -> Any:
-        seen: set[int] = set()
-        for name, p in _linear_and_embedding_weights(model):
-            if id(p) in seen or not self.selects(name, p.ndim):
-                continue
-            seen.add(id(p))  # a tied head and embedding share one tensor: quantize it once
-            c = self._codes(name, p)
-            p.data.copy_(c.dequantize_().reshape(p.shape))
+        for info, p in iter_parameters(model):  # a tied head is listed once
+            if self.selects(info):
+                values, _ = self._quantize(info, p.data)
+                p.data.copy_(values)
         return model
 
     def readback(self, model: Any) -> Iterator[Readback]:
+        infos = {info.name: info for info, _ in iter_parameters(model)}
         for name, p in model.named_parameters():
-            yield Readback(name, p.detach(), self.selects(name, p.ndim))
-
-
-def _linear_and_embedding_weights(model: Any) -> Iterator[tuple[str, torch.nn.Parameter]]:
-    for mod_name, mod in model.named_modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Embedding)):
-            yield f"{mod_name}.weight", mod.weight
+            info = infos.get(name)
+            yield Readback(name, p.detach(), info is not None and self.selects(info))

@@ -27,6 +27,8 @@ import torch
 from ..errors import RunError
 from ..metrics.result import MetricResult
 from .base import Quantized, Transform, TransformContext
+from .coverage import apply_measured, streamed
+from .roles import WeightInfo, checkpoint_roles, meta_model, parameter_roles
 
 
 def tensor_index(checkpoint: Path) -> dict[str, Path]:
@@ -87,24 +89,38 @@ def _check_same_layout(ref: _Reader, sub: _Reader, reference: Path, subject: Pat
 
 
 def _pairs(reference: Path, subject: Path, transform: Transform,
-           calibration: list[str] | None) -> Iterator[tuple[str, torch.Tensor, torch.Tensor,
-                                                          Quantized, Quantized]]:
-    """(name, w_ref, w_sub, Q(w_ref), Q(w_sub)) for each tensor the transform changes."""
+           calibration: list[str] | None, found: dict[str, Any]
+           ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor, Quantized, Quantized]]:
+    """(name, w_ref, w_sub, Q(w_ref), Q(w_sub)) for each tensor the transform changes.
+    Before the first pair, checks the transform's coverage of the reference's decoder (a
+    RunError when it leaves more than coverage.LIMIT untouched) and puts it in
+    `found["coverage"]`."""
     with ExitStack() as stack:
         ref, sub = _Reader(reference, stack), _Reader(subject, stack)
         _check_same_layout(ref, sub, reference, subject)
+        what = f"{_name(transform)} on {reference}"
         if transform.streams:
+            model = meta_model(Path(reference))
+            infos = {n: i for n, i in checkpoint_roles(Path(reference), model).items()
+                     if n in ref.index}
+            cov = streamed([(i, transform.selects(i)) for i in infos.values()],
+                           parameter_roles(model).values())
+            found["coverage"] = cov.check(what, transform)
             for name in sorted(ref.index):
+                # norms and biases too: a dtype cast changes them as well
+                info = infos.get(name) or WeightInfo(name, "extra", "other", ref.shape(name), "")
+                if not transform.selects(info):
+                    continue
                 w_r, w_s = ref.get(name).float(), sub.get(name).float()
-                q_r = transform.quantize_tensor(name, w_r)
+                q_r = transform.quantize_tensor(info, w_r)
                 if q_r is None:
                     continue
-                q_s = transform.quantize_tensor(name, w_s)
+                q_s = transform.quantize_tensor(info, w_s)
                 yield name, w_r, w_s, q_r, q_s
             return
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unlearnspec-rb-")))
-        rb_ref = _readback_file(reference, transform, calibration, tmp / "reference")
-        rb_sub = _readback_file(subject, transform, calibration, tmp / "subject")
+        rb_ref = _readback_file(reference, transform, calibration, tmp / "reference", found)
+        rb_sub = _readback_file(subject, transform, calibration, tmp / "subject", {})
         qr, qs = _Reader(rb_ref, stack), _Reader(rb_sub, stack)
         for name in sorted(qr.index):
             if name not in ref.index:
@@ -115,14 +131,17 @@ def _pairs(reference: Path, subject: Path, transform: Transform,
 
 
 def _readback_file(checkpoint: Path, transform: Transform, calibration: list[str] | None,
-                   out: Path) -> Path:
-    """Quantize one whole model and save the weights it quantized (dequantized) to `out`."""
+                   out: Path, found: dict[str, Any]) -> Path:
+    """Quantize one whole model, check its coverage, and save the weights it quantized
+    (dequantized) to `out`."""
     from safetensors.torch import save_file
 
     from ..models.loading import load_causal_lm
 
     model, tok = load_causal_lm(checkpoint)
-    model = transform.apply(model, TransformContext(Path(checkpoint), tok, "cpu", calibration))
+    ctx = TransformContext(Path(checkpoint), tok, "cpu", calibration)
+    model, cov = apply_measured(transform, model, ctx)
+    found["coverage"] = cov.check(f"{_name(transform)} on {checkpoint}", transform)
     tensors = {r.name: r.value.float().contiguous() for r in transform.readback(model)
                if r.quantized}
     del model
@@ -143,13 +162,15 @@ def code_flip_rate(reference: Path, subject: Path, transform: Transform, *,
     flips = total = 0
     per_layer: dict[str, float] = {}
     compared = "codes" if transform.streams else "dequantized values"
-    for name, _w_r, _w_s, q_r, q_s in _pairs(reference, subject, transform, calibration):
+    found: dict[str, Any] = {}
+    for name, _w_r, _w_s, q_r, q_s in _pairs(reference, subject, transform, calibration, found):
         f = int((q_r.codes != q_s.codes).sum())
         per_layer[name] = f / q_r.codes.numel()
         flips += f
         total += q_r.codes.numel()
     details: dict[str, Any] = {"per_layer": per_layer, "compared": compared,
-                               "transform": _name(transform)}
+                               "transform": _name(transform),
+                               "coverage": found["coverage"].to_json()}
     if total == 0:
         details["reason"] = f"{_name(transform)} changes none of the checkpoint's tensors"
         return MetricResult(math.nan, 0, details=details)
@@ -163,14 +184,16 @@ def update_retention(reference: Path, subject: Path, transform: Transform, *,
     num = den = 0.0
     n = 0
     per_layer: dict[str, float | None] = {}
-    for name, w_r, w_s, q_r, q_s in _pairs(reference, subject, transform, calibration):
+    found: dict[str, Any] = {}
+    for name, w_r, w_s, q_r, q_s in _pairs(reference, subject, transform, calibration, found):
         delta = (w_s - w_r).double()
         dq = (q_s.values.double() - q_r.values.double())
         nl, dl = float((dq * delta).sum()), float((delta * delta).sum())
         per_layer[name] = nl / dl if dl > 0 else None
         num, den, n = num + nl, den + dl, n + delta.numel()
     details: dict[str, Any] = {"per_layer": per_layer, "update_norm": math.sqrt(den),
-                               "transform": _name(transform)}
+                               "transform": _name(transform),
+                               "coverage": found["coverage"].to_json()}
     if n == 0:
         details["reason"] = f"{_name(transform)} changes none of the checkpoint's tensors"
         return MetricResult(math.nan, 0, details=details)
