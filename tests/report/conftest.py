@@ -16,9 +16,11 @@ import pytest
 SUBJECTS = ("ga_klr", "npo_klr", "npo_klr_sure")
 TRANSFORMS = {
     "rtn8": {"kind": "rtn", "config": {"bits": 8, "group_size": None, "grid": "symmetric",
-                                       "zero_point": False, "modules": "decoder"}},
+                                       "zero_point": False, "modules": "decoder"},
+             "settings": None},
     "rtn4": {"kind": "rtn", "config": {"bits": 4, "group_size": None, "grid": "symmetric",
-                                       "zero_point": False, "modules": "decoder"}},
+                                       "zero_point": False, "modules": "decoder"},
+             "settings": None},
 }
 KNOWMEM = {  # (model, transform) -> knowmem_forget
     ("target", "fp"): 60.2, ("target", "rtn8"): 58.9, ("target", "rtn4"): 52.0,
@@ -55,7 +57,25 @@ def measurement(metric: str, model: str, transform: str) -> dict[str, Any]:
         per_sample = [round(value + d, 3) for d in (-1.0, 0.0, 1.0)]
         result = {"value": value, "n": 3, "per_sample": per_sample, "details": {}}
     return {"metric": metric, "kind": kind, "model": model, "transform": transform,
-            "key": key(metric, model, transform), "result": result}
+            "key": key(metric, model, transform), "result": result,
+            "coverage": None if transform == "fp" else coverage(
+                "stream" if metric == "code_flip_rate" else "model")}
+
+
+def coverage(source: str, share: float = 1.0) -> dict[str, Any]:
+    """A transformed measurement's coverage as the engine records it (rtn on a tiny Llama)."""
+    att, mlp = 24_576, 49_152
+    changed = round(share * (att + mlp))
+    return {"source": source,
+            "decoder": {"weights": att + mlp, "selected": changed, "changed": changed,
+                        "on_grid": 0, "share": changed / (att + mlp)},
+            "roles": {"attention": {"weights": att, "selected": min(att, changed),
+                                    "changed": min(att, changed), "on_grid": 0},
+                      "mlp": {"weights": mlp, "selected": max(0, changed - att),
+                              "changed": max(0, changed - att), "on_grid": 0},
+                      "head": {"weights": 6_144, "selected": 0, "changed": 0, "on_grid": 0}},
+            "untouched": [] if share == 1.0 else ["model.layers.*.mlp.up_proj.weight (Linear): "
+                                                  "not selected"]}
 
 
 def models() -> dict[str, Any]:

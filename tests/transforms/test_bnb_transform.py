@@ -2,6 +2,8 @@
 BitsAndBytesConfig, read back exactly, and guarded against bitsandbytes' AVX512-BF16 repack."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -152,3 +154,27 @@ def test_importing_bitsandbytes_does_not_flood_the_run_with_torch_deprecations()
                            "from unlearnspec.transforms.bnb import _bnb; _bnb()"],
                           capture_output=True, text=True, check=True)
     assert "script_method" not in done.stderr, done.stderr
+
+
+def test_fp4_is_exactly_what_load_in_4bit_gives():
+    """The paper's code quantizes with BitsAndBytesConfig(load_in_4bit=True): FP4, float32
+    compute, no double quantization. `{kind: bnb, mode: fp4}` must be that, field by field."""
+    from transformers import BitsAndBytesConfig
+
+    from unlearnspec.transforms.registry import TRANSFORMS
+
+    t = BnbTransform(TRANSFORMS.get("bnb").make_config({"mode": "fp4"}))
+    assert t._hf_config().to_dict() == BitsAndBytesConfig(load_in_4bit=True).to_dict()
+    s = t.settings()
+    assert (s["bnb_4bit_quant_type"], s["bnb_4bit_compute_dtype"],
+            s["bnb_4bit_use_double_quant"], s["load_in_4bit"]) == ("fp4", "float32", False, True)
+
+
+def test_settings_record_every_field_of_the_config_it_loads_with():
+    from transformers import BitsAndBytesConfig
+
+    for mode, hf in (("int8", BitsAndBytesConfig(load_in_8bit=True)),
+                     ("nf4", BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4"))):
+        s = BnbTransform(BnbConfig(mode=mode)).settings()
+        assert set(s) == set(hf.to_dict()), mode
+        json.dumps(s)  # JSON-ready: dtypes as names

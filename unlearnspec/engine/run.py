@@ -537,6 +537,8 @@ class Run:
                 "model": m.model, "transform": m.transform or "fp",
                 "key": self.measurement_key(m), "identity": self.metric_identity(m.metric),
                 "result": result.to_json(),
+                # what the transform quantized (per role), None at full precision
+                "coverage": result.details.get("coverage") if m.transform else None,
             }
         return out
 
@@ -553,8 +555,14 @@ class Run:
         return out
 
     def describe_transforms(self) -> dict[str, Any]:
-        return {name: {"kind": ts.kind, "config": _asdict(ts.config)}
-                for name, ts in self.spec.transforms.items()}
+        """Each spec transform: kind, options, and the backend's full settings where it has
+        them (bnb: the whole BitsAndBytesConfig it loads with)."""
+        out: dict[str, Any] = {}
+        for name, ts in self.spec.transforms.items():
+            settings = getattr(self.transform(name), "settings", None)
+            out[name] = {"kind": ts.kind, "config": _asdict(ts.config),
+                         "settings": settings() if callable(settings) else None}
+        return out
 
     def value(self, ref: MetricRef, subject: str) -> float:
         if ref.model == BASELINE:

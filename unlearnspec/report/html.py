@@ -66,11 +66,21 @@ def matrix_html(view: View) -> str:
         rows.append(f'<tr class="{role}" data-model="{_e(model)}" '
                     f'data-transform="{_e(transform)}"><td>{_e(model)}</td>'
                     f'<td>{_e(transform)}</td><td class="num">{bits if bits else "?"}</td>'
+                    f'<td class="num">{_coverage_cell(view, model, transform)}</td>'
                     f'{"".join(tds)}<td>{verdicts}</td></tr>')
     return (f'<table class="matrix"><thead><tr><th>model</th><th>transform</th><th>bits</th>'
+            f'<th title="share of the decoder\'s weights the transform quantized">decoder</th>'
             f'{head}<th>claims</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
             f'<p class="muted">Shaded rows are references (not unlearned). A cell is coloured '
-            f'by the claims that compared it on their subject.</p>')
+            f'by the claims that compared it on their subject. <i>decoder</i>: the share of '
+            f'the model\'s decoder weights the transform quantized (measured).</p>')
+
+
+def _coverage_cell(view: View, model: str, transform: str) -> str:
+    if transform == "fp":
+        return '<span class="muted">–</span>'
+    share = view.coverage(model, transform)
+    return "?" if share is None else f"{100 * share:.0f}%"
 
 
 def claims_html(view: View) -> str:
@@ -135,7 +145,8 @@ def metadata_html(report: Mapping[str, Any]) -> str:
         for n, m in (report.get("models") or {}).items())
     transforms = "".join(
         f"<tr><td>{_e(n)}</td><td>{_e(t.get('kind'))}</td><td>{_e(t.get('bits'))}</td>"
-        f"<td><code>{_e(_plain(t.get('config')))}</code></td></tr>"
+        f"<td><code>{_e(_plain(t.get('config')))}</code></td>"
+        f"<td><code>{_e(_plain(t.get('settings')) if t.get('settings') else '')}</code></td></tr>"
         for n, t in (report.get("transforms") or {}).items())
     shards = report.get("shards") or []
     return (f"<h2>Run</h2>{_kv_table({'started': report.get('started'), 'finished': report.get('finished'), 'schema_version': report.get('schema_version'), 'shards': len(shards) or None})}"
@@ -143,7 +154,7 @@ def metadata_html(report: Mapping[str, Any]) -> str:
             f"<h3>Models</h3><table><tr><th>name</th><th>source</th><th>method</th>"
             f"<th>from</th><th>key</th><th>config</th></tr>{models}</table>"
             f"<h3>Transforms</h3><table><tr><th>name</th><th>kind</th><th>bits</th>"
-            f"<th>config</th></tr>{transforms}</table>"
+            f"<th>config</th><th>backend settings</th></tr>{transforms}</table>"
             f"<h3>Packages</h3>{_kv_table(report.get('packages') or {})}"
             f"<h3>Environment</h3>{_kv_table(report.get('environment') or {})}")
 

@@ -36,6 +36,18 @@ _MEASUREMENT = {
         "key": {"type": "string"}, "result": _RESULT,
         # what makes two runs' values comparable (kind, options, data): see engine/run.py
         "identity": {"type": "string"},
+        # weights per role the transform selected and changed; null at full precision
+        "coverage": {"type": ["object", "null"],
+                     "required": ["source", "decoder", "roles", "untouched"],
+                     "properties": {
+                         "source": {"enum": ["model", "stream"]},
+                         "decoder": {"type": "object",
+                                     "required": ["weights", "selected", "changed", "on_grid",
+                                                  "share"]},
+                         "roles": {"type": "object", "additionalProperties": {
+                             "type": "object",
+                             "required": ["weights", "selected", "changed", "on_grid"]}},
+                         "untouched": {"type": "array", "items": {"type": "string"}}}},
     },
 }
 
@@ -61,6 +73,8 @@ _TRANSFORM = {
         "kind": {"type": "string"},
         "config": {"type": ["object", "null"]},
         "bits": {"type": ["integer", "null"]},
+        # the backend's full settings (bnb: its BitsAndBytesConfig), null where it has none
+        "settings": {"type": ["object", "null"]},
     },
 }
 

@@ -111,7 +111,22 @@ def render_view(view: Any, *, width: int = 100, color: bool = False) -> str:
         table.add_row(*row)
         last_model = model
     legend = "✓ pass  ✗ fail  E error  x xfail  ! xpass — (margin); dim rows are references"
-    return _print(table, width, color, legend if view.claims else "")
+    notes = "\n".join(n for n in (legend if view.claims else "", coverage_note(view)) if n)
+    return _print(table, width, color, notes)
+
+
+def coverage_note(view: Any) -> str:
+    """A footnote: the share of each transformed row's decoder weights the transform
+    quantized ("" when the matrix has no transformed row)."""
+    shares = {(m, t): view.coverage(m, t) for m, t in view.rows if t != "fp"}
+    if not shares:
+        return ""
+    known = {k: v for k, v in shares.items() if v is not None}
+    if known and len(known) == len(shares) and len(set(known.values())) == 1:
+        share = next(iter(known.values()))
+        return f"decoder coverage: every transformed row quantized {100 * share:.0f}% of its decoder weights"
+    parts = [f"{m} @ {t} {'?' if v is None else f'{100 * v:.0f}%'}" for (m, t), v in shares.items()]
+    return "decoder coverage (share of decoder weights quantized): " + ", ".join(parts)
 
 
 def render_markdown(values: Mapping[str, float]) -> str:

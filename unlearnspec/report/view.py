@@ -69,6 +69,15 @@ class View:
     def bits(self, transform: str) -> int | None:
         return bit_width(transform, self.transforms.get(transform))
 
+    def coverage(self, model: str, transform: str) -> float | None:
+        """The share of the model's decoder weights the transform quantized (the lowest its
+        measurements recorded); None at full precision or where none was recorded."""
+        shares = [as_float(((m.get("coverage") or {}).get("decoder") or {}).get("share"))
+                  for m in self.measurements.values()
+                  if m.get("model") == model and m.get("transform") == transform]
+        shares = [x for x in shares if x is not None]
+        return min(shares) if shares else None
+
 
 def _roles(models: Mapping[str, Any], seen: list[str], claims: list[dict[str, Any]]
            ) -> tuple[list[str], list[str]]:
