@@ -40,23 +40,21 @@ def full() -> bool:
 
 # (capability, arch) -> why it fails today. Strict: when it starts working the test fails
 # until the entry is removed, so the table never claims a defect that was fixed.
-_MOE_RTN = ("rtn quantizes nn.Linear weights only: the 3-D expert tensors and the router of "
-            "a MoE block stay full precision ({share} of the decoder changed)")
-_MOE_BNB = ("bitsandbytes replaces nn.Linear modules only: the 3-D expert tensors of a MoE "
-            "block stay full precision")
-KNOWN: dict[tuple[str, str], str] = {
-    ("rtn", "gpt2"): "rtn quantizes nn.Linear weights only: GPT-2's decoder is Conv1D, so "
-                     "nothing is quantized (0% of the decoder changed)",
-    ("rtn", "mixtral"): _MOE_RTN.format(share="14%"),
-    ("rtn", "qwen2_moe"): _MOE_RTN.format(share="45%"),
-    ("bnb", "gpt2"): "transformers' bnb integration transposes Conv1D weights to [out, in]; "
-                     "the readback keeps that layout, so 88% of the decoder reads back in "
-                     "another shape than the checkpoint's [in, out]",
-    ("bnb", "falcon"): "transformers' bnb integration does not replace FalconLinear (an "
-                       "nn.Linear subclass): nothing is quantized",
-    ("bnb", "mixtral"): _MOE_BNB,
-    ("bnb", "qwen2_moe"): _MOE_BNB,
+KNOWN: dict[tuple[str, str], str] = {}
+
+# (capability, arch) -> why the transform refuses the architecture: the check then expects a
+# RunError that says what to use instead (a clear, tested error, not a quiet partial result)
+_BNB_FLOAT = ("transformers' bnb integration converts exact nn.Linear and Conv1D modules "
+              "only: {what} would stay float, so bnb refuses the model (use rtn)")
+REFUSED: dict[tuple[str, str], str] = {
+    ("bnb", "falcon"): _BNB_FLOAT.format(what="FalconLinear (an nn.Linear subclass)"),
+    ("bnb", "mixtral"): _BNB_FLOAT.format(what="the 3-D expert tensors of a MoE block"),
+    ("bnb", "qwen2_moe"): _BNB_FLOAT.format(what="the 3-D expert tensors of a MoE block"),
 }
+
+
+def refused(capability: str, case: Case) -> str | None:
+    return REFUSED.get((capability, case.arch.name)) or REFUSED.get((capability, case.id))
 
 
 def known(capability: str, case: Case) -> str | None:
