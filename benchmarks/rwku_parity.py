@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "metrics"))
+sys.path.insert(0, str(ROOT / "tests" / "scale"))
 
 CHAT = ("{% for m in messages %}<s> user : {{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}assistant :\n{% endif %}")
@@ -48,12 +50,10 @@ def load_rwku(eval_dir: Path) -> types.ModuleType:
 
 
 def fixture_model(tmp: Path):
-    from tests.metrics.test_utility_protocols import LETTERED
-    from tests.conftest import make_tiny_checkpoint
+    from metric_helpers import make_lettered
     from unlearnspec.models.loading import load_causal_lm
 
-    ckpt = make_tiny_checkpoint(tmp / "ckpt", seed=3, words=(*LETTERED, "<|eot_id|>",
-                                                             "user", "assistant"))
+    ckpt = make_lettered(tmp / "ckpt", extra=("<|eot_id|>", "user", "assistant"))
     model, tok = load_causal_lm(ckpt)
     tok.chat_template = CHAT
     eot = tok.convert_tokens_to_ids("<|eot_id|>")
@@ -73,7 +73,8 @@ def main(eval_dir: Path) -> int:
     rwku = load_rwku(eval_dir)
     tmp = Path(tempfile.mkdtemp())
     model, tok = fixture_model(tmp)
-    from tests.metrics.test_utility_protocols import MMLU
+    sys.path.insert(0, str(ROOT / "tests" / "metrics"))
+    from test_utility_protocols import MMLU
 
     bad = 0
 
@@ -125,7 +126,7 @@ def main(eval_dir: Path) -> int:
          [word_tokens(e["output"]) for e in r.details["examples"]])
     same("fluency entropy x100", round(100 * res["entropy"], 6), round(r.value, 6))
     # FB / QA / AA and neighbour probes: ROUGE-L recall per level
-    from tests.scale.rwku_miniature import write_rwku_target
+    from rwku_miniature import write_rwku_target
     from unlearnspec.data.hub import load_corpus
     from unlearnspec.metrics.registry import METRICS
     from unlearnspec.metrics.rwku import rwku_probe

@@ -72,3 +72,13 @@ def memorizer(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
         opt.step()
     model.eval()
     return model, tok
+
+
+@pytest.fixture(scope="session")
+def lettered(tmp_path_factory: pytest.TempPathFactory):
+    """A random tiny Llama whose word-level vocabulary has the MMLU answer letters."""
+    from metric_helpers import make_lettered
+
+    from unlearnspec.models.loading import load_causal_lm
+
+    return load_causal_lm(make_lettered(tmp_path_factory.mktemp("lettered")))

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from tests.metrics.test_utility_protocols import lettered  # noqa: F401 (a fixture)
-from tests.scale.rwku_miniature import write_rwku_target
+from rwku_miniature import write_rwku_target
 from unlearnspec.data.hub import load_corpus
 from unlearnspec.errors import RunError
 from unlearnspec.metrics.rwku import rouge_l_recall
@@ -74,7 +73,7 @@ def test_hub_layout_is_cut_to_the_target(tmp_path):
         load_corpus(f"{snap}#Alpha", tmp_path / "cache")
 
 
-def test_not_an_rwku_corpus_is_an_error(muse_dir, lettered):  # noqa: F811
+def test_not_an_rwku_corpus_is_an_error(muse_dir, lettered):
     from unlearnspec.data import Corpus
 
     from unlearnspec.metrics.rwku import rwku_probe
@@ -108,7 +107,7 @@ def _greedy(model_tok, prompt, stops, n=30):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("probe, split, level", [("aa", "forget", 3), ("fb", "neighbor", 1)])
-def test_probe_scores_match_a_hand_run(lettered, rwku_corpus, probe, split, level):  # noqa: F811
+def test_probe_scores_match_a_hand_run(lettered, rwku_corpus, probe, split, level):
     from unlearnspec.metrics.rwku import rwku_probe
 
     r = rwku_probe(*lettered, rwku_corpus, _config(probe=probe, split=split), batch_size=3)

@@ -9,30 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import WORDS, make_tiny_checkpoint
+from metric_helpers import make_lettered
 from unlearnspec.errors import RunError
 from unlearnspec.metrics.registry import METRICS
 from unlearnspec.metrics.rwku_prompts import (TRUTHFULQA_QA_PRIMER, mmlu_user_text,
                                               rwku_prompt)
 from unlearnspec.registry import ConfigError
 
-LETTERED = (*WORDS, "A", "B", "C", "D", "A.", "B.", "C.", "D.", "Answer:", "Q:", "A:",
-            "Instruction:", "following", "multiple", "choice", "questions")
 MMLU = [{"question": f"what color is the {w} river ?", "subject": "geo_facts",
          "choices": ["red", "blue", "green", "west"], "answer": i % 4}
         for i, w in enumerate(["alpha", "beta", "gamma", "delta", "zeta", "theta", "kappa",
                                "sigma", "omega", "lambda"])]
 CHAT = ("{% for m in messages %}<s> user : {{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}assistant :\n{% endif %}")
-
-
-@pytest.fixture(scope="module")
-def lettered(tmp_path_factory):
-    """A random tiny Llama whose word-level vocabulary has the answer letters."""
-    from unlearnspec.models.loading import load_causal_lm
-
-    return load_causal_lm(make_tiny_checkpoint(tmp_path_factory.mktemp("lettered"), seed=3,
-                                               words=LETTERED))
 
 
 def run(kind, model_tok, batch_size=32, **options):

@@ -10,7 +10,9 @@ Sources, as a spec's `data: {path: ...}`:
   target after `#`: `jinzhuoran/RWKU#Stephen King`. Rows are kept where `subject` is the target.
 
 The corpus directory holds `raw/forget.json` (the texts of `positive.json`: what RWKU's GA and
-NPO train on) and every RWKU file under `rwku/`. Probes are read with `probes()`.
+NPO train on), `knowmem/forget_qa.json` (the questions of `reject.json`, RWKU's refusal set,
+which the `rt` method trains to refuse) and every RWKU file under `rwku/`. Probes are read
+with `probes()`.
 """
 from __future__ import annotations
 
@@ -75,6 +77,17 @@ def _write_corpus(target_dir: Path, out: Path) -> None:
         (out / "raw").mkdir()
         (out / "raw" / "forget.json").write_text(json.dumps(texts, ensure_ascii=False),
                                                  encoding="utf-8")
+    reject = target_dir / "reject.json"
+    if reject.is_file():  # RT's questions (the engine hands RT the KnowMem-forget questions)
+        qa = []
+        for i, rec in enumerate(read_records(reject)):
+            if not isinstance(rec, dict) or not isinstance(rec.get("instruction"), str):
+                raise RunError(f"{reject}: record {i} has no string 'instruction' (RWKU's "
+                               f"train_refusal records: instruction, input, output)")
+            qa.append({"question": rec["instruction"], "answer": str(rec.get("output", ""))})
+        (out / "knowmem").mkdir()
+        (out / "knowmem" / "forget_qa.json").write_text(json.dumps(qa, ensure_ascii=False),
+                                                        encoding="utf-8")
 
 
 def corpus_from_rwku(target_dir: str | Path, cache_dir: str | Path) -> Path:

@@ -257,10 +257,13 @@ class Run:
         from ..unlearn.sources import select
 
         comp = METHODS.get(ms.method)
+        # a corpus without retain texts (RWKU's) serves methods that have no retain loss
+        retain = select(corpus, "retain", ms.config.packing) \
+            if getattr(comp.load(), "uses_retain", True) else []
         result = run_unlearning(
             comp, ms.config, base=Path(self.model_path(ms.from_)),
             forget=_forget_texts(comp, corpus, ms.config.packing),
-            retain=select(corpus, "retain", ms.config.packing), out=out,
+            retain=retain, out=out,
             seed=seed, device=self.device, progress=self.progress,
         )
         self.stats["unlearned"] += 1
