@@ -37,15 +37,24 @@ def test_spec_has_rwkus_full_fine_tuning_settings() -> None:
     assert {m.config.probe for m in spec.metrics.values()} == {"fb", "qa", "aa"}
 
 
-@pytest.mark.slow
-def test_spec_runs_on_a_miniature_rwku_target(pytester: pytest.Pytester,
-                                               tmp_path: Path) -> None:
-    target = _helper("rwku_miniature").write_rwku_target(tmp_path / "1_alpha")
+@pytest.fixture(scope="module")
+def rwku_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(an RWKU target dir, a tiny checkpoint), built before any pytester fixture snapshots
+    sys.modules: transformers' lazily imported modules must not be unloaded after the test."""
+    tmp = tmp_path_factory.mktemp("rwku-mini")
+    target = _helper("rwku_miniature").write_rwku_target(tmp / "1_alpha")
     # RT's refusal must be in the word-level vocabulary, or RT refuses to train on <unk>;
     # seed 4: a random model that answers every probe level (others often emit the stop
     # token "\n" first for every probe, which the metric rightly refuses to score as 0)
     ckpt = _helper("metric_helpers").make_lettered(
-        tmp_path / "model", extra=("I", "do", "not", "know", "answer."), seed=4, hidden=64)
+        tmp / "model", extra=("I", "do", "not", "know", "answer."), seed=4, hidden=64)
+    return target, ckpt
+
+
+@pytest.mark.slow
+def test_spec_runs_on_a_miniature_rwku_target(rwku_inputs: tuple[Path, Path],
+                                               pytester: pytest.Pytester) -> None:
+    target, ckpt = rwku_inputs
     spec = miniature_spec(SPEC, pytester.path / "rwku.yaml", paths={
         "jinzhuoran/RWKU#Stephen King": target, "meta-llama/Meta-Llama-3-8B-Instruct": ckpt})
     report = pytester.path / "report.json"
