@@ -43,6 +43,16 @@ def calibration_examples(texts: list[str] | None, tokenizer: Any, *, n_samples: 
     return [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in seqs]
 
 
+# model types on which GPTQModel 7.7's AWQ ends the process instead of raising (measured on
+# the test zoo's tiny checkpoints, tests/zoo): refused before it starts
+AWQ_ENDS_PROCESS = {
+    "phi3": "KeyError 'q_zeros' while packing the fused qkv_proj / gate_up_proj",
+    "falcon": "measured: the process exits while quantizing the first layer",
+    "gpt2": "a tensor size mismatch (64 vs 192) in its scale search over Conv1D's fused "
+            "c_attn, raised in a worker thread",
+}
+
+
 class GptqTransform(Transform):
     """`kind: gptq` (bits 2, 3, 4, 8; `group_size` must divide every linear's inputs)."""
 
@@ -59,6 +69,12 @@ class GptqTransform(Transform):
     def preflight(self, model: Any) -> None:
         """Refuse shapes GPTQModel cannot handle, before it runs: it reports a failure inside
         its worker threads by ending the whole process (os._exit), test runner included."""
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        if self.METHOD == "awq" and model_type in AWQ_ENDS_PROCESS:
+            raise RunError(
+                f"awq cannot quantize a {model_type} model: GPTQModel's AWQ fails inside its "
+                f"worker threads on this architecture ({AWQ_ENDS_PROCESS[model_type]}) and "
+                f"ends the whole process; use gptq or rtn for this model")
         gs = self.config.group_size
         decoder = {i.name.removesuffix(".weight") for i in parameter_roles(model).values()
                    if i.decoder}
