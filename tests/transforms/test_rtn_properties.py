@@ -139,3 +139,42 @@ def test_keeps_dtype_and_works_on_half_precision():
     w = torch.randn(4, 8, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
     q = rtn_quantize(w, 4)
     assert q.dtype == torch.bfloat16 and q.shape == w.shape
+
+
+# ------------------------------------------------------------ layouts (transforms.roles)
+
+
+def _rtn(**options):
+    from unlearnspec.transforms.registry import RtnConfig
+    from unlearnspec.transforms.rtn import RtnTransform
+
+    return RtnTransform(RtnConfig(**options))
+
+
+def _info(layout, shape):
+    from unlearnspec.transforms.roles import WeightInfo
+
+    return WeightInfo("model.layers.0.mlp.w.weight", "mlp", layout, tuple(shape), "x")
+
+
+@given(w=weights(group_size=4), bits=bits, gs=st.sampled_from([None, 0, 4]), zp=st.booleans())
+def test_a_conv1d_weight_is_quantized_as_its_transpose_would_be_as_a_linear(w, bits, gs, zp):
+    """Conv1D stores [in, out]: its codes and values are a Linear's on w.T, transposed back."""
+    t = _rtn(bits=bits, group_size=gs, zero_point=zp)
+    conv = t.quantize_tensor(_info("conv1d", w.T.shape), w.T.contiguous())
+    lin = t.quantize_tensor(_info("linear", w.shape), w)
+    assert torch.equal(conv.codes, lin.codes.T) and torch.equal(conv.values, lin.values.T)
+
+
+@given(w=weights(group_size=4), experts=st.integers(1, 3), bits=bits,
+       gs=st.sampled_from([None, 0, 4]))
+def test_each_expert_of_a_3d_tensor_is_quantized_as_its_own_matrix(w, experts, bits, gs):
+    """One scale per expert x output channel (per expert matrix for group_size 0): quantizing
+    the stacked experts equals quantizing each expert alone, so the split checkpoint streams
+    the same numbers."""
+    stacked = torch.stack([w * (e + 1) for e in range(experts)])
+    t = _rtn(bits=bits, group_size=gs)
+    q = t.quantize_tensor(_info("experts", stacked.shape), stacked)
+    for e in range(experts):
+        alone = t.quantize_tensor(_info("linear", w.shape), stacked[e].contiguous())
+        assert torch.equal(q.codes[e], alone.codes) and torch.equal(q.values[e], alone.values)
