@@ -9,7 +9,7 @@ import json
 import jsonschema
 import pytest
 
-from conftest import coverage
+from report_helpers import coverage
 from unlearnspec.report.html import render_html
 from unlearnspec.report.json_report import build_report, dumps
 from unlearnspec.report.schema import REPORT_SCHEMA

@@ -8,16 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
-
-
-def vocabulary_words(checkpoint: Path) -> list[str]:
-    """The tiny tokenizer's ordinary words, in id order (specials left out)."""
-    import json
-
-    vocab = json.loads((checkpoint / "tokenizer.json").read_text())["model"]["vocab"]
-    return [w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])
-            if not w.startswith("<") and w.strip()]
+from unlearn_helpers import vocabulary_words
 
 
 def _texts(seed: int, n: int, words: list[str]) -> list[str]:

@@ -97,7 +97,7 @@ def test_a_hub_converted_muse_corpus_is_a_muse_directory(tmp_path: Path) -> None
 def test_unlearning_a_muse_directory_uses_exactly_muses_windows(tmp_path: Path, target: Path,
                                                                unlearn) -> None:
     from unlearnspec.models.loading import load_causal_lm
-    from conftest import vocabulary_words
+    from unlearn_helpers import vocabulary_words
 
     tok = load_causal_lm(target)[1]
     splits = write_muse_dir(tmp_path / "corpus", vocabulary_words(target)[:40], seed=3)
