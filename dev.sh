@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The two commands of the README, on a fresh clone or an old one:
 #
-#   ./dev.sh run  [pytest args]   set up, then the main job: pytest --unlearn-spec specs/tiny.yaml
-#   ./dev.sh test [pytest args]   set up, then the test suite: python -m pytest tests -n 2 -q
-#   ./dev.sh setup                set up only
+#   ./dev.sh run  [pytest options]        set up, then the main job:
+#                                         pytest --unlearn-spec specs/tiny.yaml [options]
+#   ./dev.sh test [options | paths ...]   set up, then the test suite:
+#                                         python -m pytest tests -n 2 -q [options]
+#   ./dev.sh setup                        set up only
 #
 # Setup makes a virtualenv ($VENV, default .venv) with the CPU torch wheel, the project and its
 # test extra, GPTQModel's CPU requirements and the example plug-in method, as CI does. It is
 # skipped when nothing it installs from has changed since the last setup (a stamp in the venv),
-# so a second run starts at once. Arguments after the command replace the default pytest
-# arguments (e.g. ./dev.sh test tests/spec -x -q).
+# so a second run starts at once. Options after the command are added to pytest's
+# (./dev.sh run -x, ./dev.sh test -k spec); for `test`, arguments that start with a path
+# replace the default ones (./dev.sh test tests/spec -x -q).
 #
 # Environment: VENV (where the venv lives), PYTHON (the interpreter that makes it, python3).
 set -euo pipefail
@@ -21,7 +24,7 @@ TORCH="torch==2.13.0"          # the CPU wheel; an unpinned torch pulls a multi-
 GPTQMODEL="gptqmodel==7.7.0"   # installed --no-deps: its torch>=2.14.1 pin would pull CUDA
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -76,13 +79,12 @@ case "$cmd" in
   setup) setup ;;
   run)
     setup
-    [[ $# -gt 0 ]] || set -- --unlearn-spec specs/tiny.yaml
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest --unlearn-spec specs/tiny.yaml "$@"
     ;;
   test)
     need_browser
     setup
-    [[ $# -gt 0 ]] || set -- tests -n 2 -q
+    [[ $# -gt 0 && "$1" != -* ]] || set -- tests -n 2 -q "$@"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   -h|--help|help) usage ;;
