@@ -51,22 +51,28 @@ def pickle_checkpoint(src: Path, dst: Path) -> Path:
     return dst
 
 
-def eos_always_checkpoint(src: Path, dst: Path) -> Path:
-    """A collapsed model that ends every generation at once: the blocks write nothing into
-    the residual stream (o_proj, down_proj = 0), every embedding has +1 in dimension 0, and the
-    LM head reads only that dimension into the EOS logit, so EOS wins at every position."""
+def always_emit(model, token_id: int) -> None:
+    """Collapse `model` (a Llama) in place so it predicts `token_id` at every position: the
+    blocks write nothing into the residual stream (o_proj, down_proj = 0), every embedding has
+    +1 in dimension 0, and the LM head reads only that dimension into `token_id`'s logit."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
-    eos = model.config.eos_token_id
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
         model.model.embed_tokens.weight[:, 0] = 1.0
         model.lm_head.weight.zero_()
-        model.lm_head.weight[eos, 0] = 10.0
+        model.lm_head.weight[token_id, 0] = 10.0
+
+
+def eos_always_checkpoint(src: Path, dst: Path) -> Path:
+    """A collapsed model that ends every generation at once (EOS wins at every position)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    always_emit(model, model.config.eos_token_id)
     copy_checkpoint(src, dst)
     model.save_pretrained(dst, safe_serialization=True)
     return dst

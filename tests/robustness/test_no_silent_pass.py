@@ -17,7 +17,7 @@ from unlearnspec.metrics.registry import METRICS
 from unlearnspec.metrics.result import MetricResult
 from unlearnspec.registry import Component
 
-from robust_helpers import copy_checkpoint, eos_always_checkpoint, evaluate, write_spec
+from robust_helpers import always_emit, copy_checkpoint, eos_always_checkpoint, evaluate, write_spec
 
 pytestmark = pytest.mark.slow  # loads and measures a real (tiny) model
 
@@ -340,13 +340,7 @@ def question_always_checkpoint(src: Path, dst: Path) -> Path:
     qid = tok.convert_tokens_to_ids("Question:")
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
     model.resize_token_embeddings(len(tok))
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        model.model.embed_tokens.weight[:, 0] = 1.0
-        model.lm_head.weight.zero_()
-        model.lm_head.weight[qid, 0] = 10.0
+    always_emit(model, qid)
     model.save_pretrained(dst, safe_serialization=True)
     tok.save_pretrained(dst)
     return dst
