@@ -113,17 +113,10 @@ def corpus_from_rwku(target_dir: str | Path, cache_dir: str | Path) -> Path:
     return out
 
 
-def _split_files(snapshot: Path, subset: str, split: str) -> list[Path]:
-    for pattern in (f"{split}-*.parquet", f"{split}.parquet", f"{split}-*.jsonl",
-                    f"{split}.jsonl", f"{split}.json"):
-        found = sorted((snapshot / subset).glob(pattern))
-        if found:
-            return found
-    return []
-
-
 def corpus_from_rwku_snapshot(snapshot: str | Path, target: str, cache_dir: str | Path) -> Path:
     """A hub-layout RWKU copy, cut to rows whose `subject` is `target`, as a corpus dir."""
+    from .hub import _split_files  # hub imports this module lazily; the same split rule
+
     snapshot = Path(snapshot)
     with tempfile.TemporaryDirectory(prefix="unlearnspec-rwku-") as tmp:
         tdir = Path(tmp) / "target"
