@@ -6,6 +6,11 @@ cache; and the same spec run twice from nothing gives the same report.
 
 Runs that are killed use the `unlearnspec run` command line; runs whose numbers are compared
 use pytest with `--unlearn-report`, which writes the JSON report.
+
+A run is killed at a pinned moment (`UNLEARNSPEC_FAULT`, unlearnspec/faults.py: the process
+signals itself at the N-th optimizer step, or right after its first record is written), not
+after polling the cache: a poll races the run, and under load a run could write all its
+records, or finish a build, between the poll and the kill.
 """
 from __future__ import annotations
 
@@ -17,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -53,7 +57,6 @@ claims:
     assert: gamma @ rtn4 < 0.5
 """
 RAW_ENTRIES = 4  # knowmem and verbmem on ga_klr @ rtn4 and on retrain
-POLL_S = 0.02
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -68,16 +71,33 @@ def project(folder: Path, bench: Path | None) -> Path:
     return folder
 
 
-def env() -> dict[str, str]:
+def env(fault: str | None = None) -> dict[str, str]:
     # the parent's thread count, so every subprocess computes with the same reductions
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out.pop("UNLEARNSPEC_FAULT", None)
+    if fault is not None:
+        out["UNLEARNSPEC_FAULT"] = fault
+    return out
 
 
-def cli(folder: Path, **kwargs: Any) -> subprocess.Popen:
+# `unlearnspec run` as a terminal starts it. A child inherits an ignored SIGINT (a shell's
+# background job, some CI runners), and Python then never raises KeyboardInterrupt: Ctrl-C
+# would do nothing, so the command resets it first.
+CLI = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+       "runpy.run_module('unlearnspec.cli', run_name='__main__')")
+
+
+def cli(folder: Path, cache: str = "cache", fault: str | None = None,
+        **kwargs: Any) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "unlearnspec.cli", "run", "spec.yaml", "--cache-dir", "cache",
-         "-q"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env(), **kwargs)
+        [sys.executable, "-c", CLI, "run", "spec.yaml", "--cache-dir", cache, "-q"],
+        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env(fault), **kwargs)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, err
 
 
 def pytest_run(folder: Path, report: str = "run.json") -> dict[str, Any]:
@@ -100,17 +120,6 @@ def numbers(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def wait_for(what: str, ready: Callable[[], bool], proc: subprocess.Popen) -> None:
-    """Poll until `ready()`, failing if the process ends first."""
-    deadline = time.monotonic() + 300
-    while not ready():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the run ended before {what}:\n{out}\n{err}")
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(POLL_S)
-
-
 def unlearning_started(cache: Path) -> Callable[[], bool]:
     return lambda: any((cache / "models").glob(".tmp-*"))
 
@@ -119,16 +128,12 @@ def raw_entries(cache: Path) -> int:
     return len(list((cache / "raw").rglob("*.json"))) if (cache / "raw").is_dir() else 0
 
 
-def kill(proc: subprocess.Popen, sig: int) -> tuple[int, str, str]:
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, out, err
-
-
 def no_debris(cache: Path) -> None:
-    """No half-built checkpoint directory is left. (A record's temp file could survive a kill
-    landing within its microseconds-long write; it is never read, see docs/robustness.md.)"""
-    left = [p for p in cache.rglob(".tmp-*") if p.is_dir()]
+    """No half-built checkpoint directory is left, nor a half-saved unlearned model. (A
+    record's temp file could survive a kill landing within its microseconds-long write; it is
+    never read, see docs/robustness.md.)"""
+    left = [p for p in cache.rglob("*") if p.is_dir()
+            and (p.name.startswith((".tmp-", "..")) or ".partial-" in p.name)]
     assert not left, f"temp directories were left in the cache: {left}"
 
 
@@ -155,11 +160,10 @@ def clean(seeded_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_sigkill_while_unlearning_then_rerun_gives_the_clean_numbers(
         seeded_bench: Path, clean: dict[str, Any], tmp_path: Path) -> None:
     folder = project(tmp_path, seeded_bench)
-    proc = cli(folder)
-    wait_for("unlearning started", unlearning_started(folder / "cache"), proc)
-    rc, _, _ = kill(proc, signal.SIGKILL)
-    assert rc == -signal.SIGKILL
-    assert not list((folder / "cache" / "models").glob("[0-9a-f]*"))  # nothing half-kept
+    rc, out, err = finish(cli(folder, fault="unlearn-step:5"))  # of 60
+    assert rc == -signal.SIGKILL, out + err
+    assert unlearning_started(folder / "cache")()  # the half-built directory is there
+    assert not list((folder / "cache" / "models").glob("[0-9a-f]*"))  # and was not kept
     assert numbers(pytest_run(folder)) == clean
     no_debris(folder / "cache")
 
@@ -168,11 +172,9 @@ def test_sigkill_while_measuring_then_rerun_gives_the_clean_numbers(
         seeded_bench: Path, clean: dict[str, Any], tmp_path: Path) -> None:
     folder = project(tmp_path, seeded_bench)
     cache = folder / "cache"
-    proc = cli(folder)
-    wait_for("the first measurement", lambda: raw_entries(cache) >= 1, proc)
-    rc, _, _ = kill(proc, signal.SIGKILL)
-    assert rc == -signal.SIGKILL
-    assert 1 <= raw_entries(cache) < RAW_ENTRIES  # killed between measurements
+    rc, out, err = finish(cli(folder, fault="record:raw:1"))
+    assert rc == -signal.SIGKILL, out + err
+    assert raw_entries(cache) == 1 < RAW_ENTRIES  # killed between measurements
     report = pytest_run(folder)
     assert numbers(report) == clean
     assert report["summary"]["work"].get("unlearned", 0) == 0  # the model was kept
@@ -182,9 +184,7 @@ def test_sigkill_while_measuring_then_rerun_gives_the_clean_numbers(
 def test_ctrl_c_exits_cleanly_and_the_rerun_gives_the_clean_numbers(
         seeded_bench: Path, clean: dict[str, Any], tmp_path: Path) -> None:
     folder = project(tmp_path, seeded_bench)
-    proc = cli(folder)
-    wait_for("unlearning started", unlearning_started(folder / "cache"), proc)
-    rc, out, err = kill(proc, signal.SIGINT)
+    rc, out, err = finish(cli(folder, fault="unlearn-step:5:INT"))  # Ctrl-C while unlearning
     assert rc == 130, out + err
     assert "interrupted" in err and "run the same command again" in err
     assert "Traceback" not in err
@@ -245,13 +245,9 @@ def test_the_same_spec_twice_from_nothing_gives_identical_reports(
 
     folder = project(tmp_path, None)
     bench = folder / "cache1" / "bench"
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "unlearnspec.cli", "run", "spec.yaml", "--cache-dir", "cache1",
-         "-q"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env())
-    wait_for("benchmark training started",
-             lambda: bench.is_dir() and any(bench.glob("*/.target.*")), killed)
-    assert kill(killed, signal.SIGKILL)[0] == -signal.SIGKILL
+    rc, out, err = finish(cli(folder, "cache1", fault="bench-step:3"))  # training `target`
+    assert rc == -signal.SIGKILL, out + err
+    assert any(bench.glob("*/.target.*"))  # killed while it trained the target
     assert not list(bench.glob("*/target"))  # the half-trained model was not kept
 
     procs = [subprocess.Popen(

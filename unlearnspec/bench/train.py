@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..faults import fault_point
 from ..models.batching import right_pad
 from ..transforms.rtn import rtn_quantize
 from .presets import ModelConfig, TrainConfig
@@ -136,6 +137,7 @@ def train_lm(
                 loss.backward()
                 opt.step()
                 sched.step()
+                fault_point("bench-step")
                 epoch_loss += loss.item()
                 if bar:
                     bar.update(task, advance=1, loss=loss.item())

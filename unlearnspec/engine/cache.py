@@ -24,6 +24,7 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from ..errors import RunError, disk_full
+from ..faults import fault_point
 
 log = logging.getLogger("unlearnspec")
 
@@ -99,6 +100,7 @@ class Cache:
             "payload": payload,
         }
         self._atomic_write(path, json.dumps(record, sort_keys=True).encode())
+        fault_point(f"record:{kind}")
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
         try:

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from ..errors import RunError
+from ..faults import fault_point
 from ..models.loading import load_causal_lm, transformers_bars
 from ..registry import Component
 from . import sure as sure_mod
@@ -295,6 +296,7 @@ def _train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch |
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            fault_point("unlearn-step")
             entry = {"step": step, "forget": forget, "retain": retain, "total": total}
             log.append(entry)
             bar.update(entry)
@@ -320,16 +322,23 @@ def _micro_step(model: Any, impl: Any, ref: Any, forget: Batch, retain: Batch | 
 def _save(model: Any, tokenizer: Any, out: Path) -> None:
     """Write to a sibling temp dir, then rename: `out` is either complete or absent."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    # hidden, and inside the cache named after `out` (.tmp-KEY-...), so a build killed while
+    # saving leaves a directory the next build of that key removes under its lock
+    hidden = out.name if out.name.startswith(".") else f".{out.name}"
+    tmp = out.parent / f"{hidden}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     kwargs = {}
     if "safe_serialization" in inspect.signature(model.save_pretrained).parameters:
         kwargs["safe_serialization"] = True  # transformers < 5; 5 always writes safetensors
-    model.save_pretrained(tmp, **kwargs)
-    tokenizer.save_pretrained(tmp)
-    if not any(tmp.glob("*.safetensors")):
-        raise RunError(f"saving the unlearned model to {out} wrote no .safetensors file")
-    if out.exists():
-        out.rmdir()  # checked empty before training
-    os.replace(tmp, out)
+    try:
+        model.save_pretrained(tmp, **kwargs)
+        tokenizer.save_pretrained(tmp)
+        if not any(tmp.glob("*.safetensors")):
+            raise RunError(f"saving the unlearned model to {out} wrote no .safetensors file")
+        if out.exists():
+            out.rmdir()  # checked empty before training
+        os.replace(tmp, out)
+    except BaseException:  # a full disk, Ctrl-C: nothing half-written stays beside `out`
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
