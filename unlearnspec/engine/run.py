@@ -273,7 +273,11 @@ class Run:
     def transform(self, name: str) -> Any:
         if name not in self._transforms:
             ts = self.spec.transforms[name]
-            self._transforms[name] = TRANSFORMS.get(ts.kind).load()(ts.config)
+            t = TRANSFORMS.get(ts.kind).load()(ts.config)
+            uses = getattr(t, "uses", ())  # a control built on other transforms (noise)
+            if uses:
+                t.bind({u: self.transform(u) for u in uses})
+            self._transforms[name] = t
         return self._transforms[name]
 
     def transform_key(self, name: str | None) -> str:
@@ -290,9 +294,10 @@ class Run:
             calib = calibration_fingerprint(self._calibration(name) or [])
         elif getattr(ts.config, "calibration", None):
             calib = self.data_key(ts.config.calibration)
+        uses = [self.transform_key(u) for u in getattr(self.transform(name), "uses", ())]
         return content_key("transform", ts.kind, config,
                            getattr(self.transform(name), "VERSION", "0"),
-                           *([calib] if calib else []))
+                           *([calib] if calib else []), *uses)
 
     def _calibration(self, transform: str) -> list[str] | None:
         """Calibration texts for GPTQ/AWQ: a general text file (`calibration_path`) or the
@@ -476,8 +481,7 @@ class Run:
             result = MetricResult.from_json(cached) if (
                 cached := _covered(other, self.cache.get_json("raw", okey))) is not None else None
             if result is None:
-                model, tok = self._load(*slot)
-                result = self._compute_data_metric(other, model, tok)
+                result = self._compute_on_slot(other, slot)
                 if slot in self._coverage:  # the coverage the numbers were measured under
                     result = dataclasses.replace(result, details={
                         **result.details, "coverage": self._coverage[slot].to_json()})
@@ -486,6 +490,38 @@ class Run:
                 wanted = result
         assert wanted is not None
         return wanted
+
+    def _compute_on_slot(self, m: Measurement, slot: tuple[str, str | None]) -> MetricResult:
+        """The data metric on the loaded (model, transform); a transform with `draws` K > 1
+        (matched noise) is applied to K fresh copies of the model, draw by draw, and the
+        K results are combined as the transform says (noise: their mean)."""
+        draws = getattr(self.transform(slot[1]), "draws", 1) if slot[1] else 1
+        if draws <= 1:
+            model, tok = self._load(*slot)
+            return self._compute_data_metric(m, model, tok)
+        import copy
+
+        from ..transforms.base import TransformContext
+        from ..transforms.coverage import apply_measured
+        from ..transforms.noise import combine_draws
+
+        base, tok = self._load(slot[0], None)
+        ts, results = self.spec.transforms[slot[1]], []
+        ctx = TransformContext(checkpoint=Path(self.model_path(slot[0])), tokenizer=tok,
+                               device=self.device)
+        for k in range(draws):
+            t = self.transform(slot[1]).with_draw(k)
+            try:
+                model, cov = apply_measured(t, copy.deepcopy(base), ctx)
+                self._coverage[slot] = cov.check("it", t)
+            except Exception as exc:
+                what = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+                raise RunError(f"{ts.loc}: transform '{slot[1]}' ({ts.kind}) draw {k} failed "
+                               f"on model '{slot[0]}': {what}") from exc
+            self.stats["transformed"] += 1
+            results.append(self._compute_data_metric(m, model, tok))
+            del model
+        return combine_draws(results)
 
     def _compute_data_metric(self, m: Measurement, model: Any, tok: Any) -> MetricResult:
         ms = self.spec.metrics[m.metric]

@@ -422,7 +422,19 @@ class _Loader:
             self.refs_in_config(e, config, {"model": set(), "data entry": set(data)}, where)
             config = self.spec_relative(config, "calibration_path")
             out[name] = TransformSpec(name, loc, comp.name, config)
+        self.matched_refs(section, out)
         return out
+
+    def matched_refs(self, section: LocDict, out: dict[str, TransformSpec]) -> None:
+        """`matched_to:` (kind: noise) names another transform of this spec, not a noise."""
+        for name, ts in out.items():
+            target = getattr(ts.config, "matched_to", None)
+            if target is None:
+                continue
+            e = section[name]
+            pool = [n for n, t in out.items() if n != name and t.kind != "noise"]
+            self.reference(e, "matched_to", pool, "quantizer (a non-noise transform)",
+                           f"transform '{name}'")
 
     def metrics(self, section: LocDict, data: dict[str, DataSpec],
                 models: dict[str, ModelSpec]) -> dict[str, MetricSpec]:

@@ -100,8 +100,33 @@ class DtypeConfig:
         check(self.dtype in ("float16", "bfloat16"), "dtype must be float16 or bfloat16", "dtype")
 
 
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Random noise on exactly the weights transform `matched_to` (a name in this spec's
+    `transforms:`) changes, each tensor's noise with that quantizer's error norm on this
+    model times `scale` (`scale: 0` is the identity). `distribution`: `gaussian` or `uniform`
+    (on [-1, 1], then rescaled). `draws: K` measures K seeded draws and reports their mean;
+    see unlearnspec/transforms/noise.py."""
+
+    matched_to: str = ""
+    distribution: Literal["gaussian", "uniform"] = "gaussian"
+    scale: float = 1.0
+    seed: int = 0
+    draws: int = 1
+
+    def __post_init__(self) -> None:
+        check(bool(self.matched_to), "matched_to must name the quantizer whose error norm the "
+              "noise matches, e.g. matched_to: rtn4", "matched_to")
+        check(self.distribution in ("gaussian", "uniform"),
+              "distribution must be 'gaussian' or 'uniform'", "distribution")
+        check(self.scale >= 0, "scale must be 0 or more", "scale")
+        check(self.seed >= 0, "seed must be 0 or more", "seed")
+        check(1 <= self.draws <= 100, "draws must be between 1 and 100", "draws")
+
+
 TRANSFORMS.add(Component("rtn", RtnConfig, "unlearnspec.transforms.rtn:RtnTransform"))
 TRANSFORMS.add(Component("bnb", BnbConfig, "unlearnspec.transforms.bnb:BnbTransform"))
 TRANSFORMS.add(Component("gptq", GptqConfig, "unlearnspec.transforms.gptq:GptqTransform"))
 TRANSFORMS.add(Component("awq", GptqConfig, "unlearnspec.transforms.gptq:AwqTransform"))
 TRANSFORMS.add(Component("dtype", DtypeConfig, "unlearnspec.transforms.dtype:DtypeTransform"))
+TRANSFORMS.add(Component("noise", NoiseConfig, "unlearnspec.transforms.noise:NoiseTransform"))
