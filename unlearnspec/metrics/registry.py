@@ -70,6 +70,33 @@ class WeightMetricConfig:
     reference: str | None = None
 
 
+@dataclass(frozen=True)
+class SharpnessConfig:
+    """Forget-set loss increase under random weight perturbations of relative size `rho`
+    (‖ε‖/‖w‖ per decoder tensor), averaged over `draws` seeded draws (see
+    unlearnspec/metrics/sharpness.py). `source`: `knowmem` QA answers or privleak
+    `documents` of `split`."""
+
+    rho: float = 0.01
+    draws: int = 8
+    seed: int = 0
+    source: Literal["knowmem", "documents"] = "knowmem"
+    split: Split = "forget"
+    distribution: Literal["gaussian", "uniform"] = "gaussian"
+
+    def __post_init__(self) -> None:
+        check(0 <= self.rho <= 1, "rho (the relative perturbation size) must lie in [0, 1]",
+              "rho")
+        check(1 <= self.draws <= 1000, "draws must be between 1 and 1000", "draws")
+        check(self.seed >= 0, "seed must be 0 or more", "seed")
+        check(self.source in ("knowmem", "documents"), "source must be 'knowmem' or "
+              "'documents'", "source")
+        check(self.source == "documents" or self.split in ("forget", "retain"),
+              "knowmem has forget and retain QA only", "split")
+        check(self.distribution in ("gaussian", "uniform"),
+              "distribution must be 'gaussian' or 'uniform'", "distribution")
+
+
 METRICS.add(Component("verbmem", VerbMemConfig, "unlearnspec.metrics.verbmem:verbmem",
                       tags=frozenset({"data"}), unit="percent"))
 METRICS.add(Component("knowmem", KnowMemConfig, "unlearnspec.metrics.knowmem:knowmem",
@@ -79,6 +106,8 @@ METRICS.add(Component("privleak", PrivLeakConfig, "unlearnspec.metrics.privleak:
 for _kind in ("mia_loss", "mia_zlib", "mia_mink", "mia_minkpp"):
     METRICS.add(Component(_kind, MiaConfig, f"unlearnspec.metrics.mia:{_kind}",
                           tags=frozenset({"data"}), unit="auc"))
+METRICS.add(Component("sharpness", SharpnessConfig, "unlearnspec.metrics.sharpness:sharpness",
+                      tags=frozenset({"data"}), unit="nats"))
 METRICS.add(Component("code_flip_rate", WeightMetricConfig,
                       "unlearnspec.transforms.weightspace:code_flip_rate",
                       tags=frozenset({"weights"}), unit="fraction"))
