@@ -7,9 +7,13 @@ transform quantizes, with w the target's weight and δ = subject − target:
 - relative update size ‖δ‖ / ‖w‖ (over the tensors any of the transforms quantizes);
 - code-flip rate: the fraction of weights whose quantization code differs;
 - update retention γ = ⟨Q(w+δ) − Q(w), δ⟩ / ‖δ‖² (≈ 0: Q undoes the update, ≈ 1: it survives);
+- error ratio ‖Q(w+δ) − (w+δ)‖ / ‖δ‖: the quantizer's perturbation of the subject against the
+  update's size (what a matched-noise control would add);
 
-aggregated per decoder layer and overall, with a verdict per transform (docs/theory.md gives
-the thresholds and why). The numbers are the ones `transforms.weightspace.code_flip_rate` and
+aggregated per decoder layer and overall, with a verdict per transform that names the regime
+the numbers point to — (a) rounding snaps the update back (low γ), or, with γ ≈ 1, that only a
+fragile state (b) could still bring knowledge back and a behavioural check (matched noise,
+sharpness) must decide (docs/theory.md gives the thresholds and why). The numbers are the ones `transforms.weightspace.code_flip_rate` and
 `update_retention` compute (tests check equality), but one pass serves every transform, and
 memory stays bounded on multi-GB checkpoints:
 
@@ -184,12 +188,14 @@ class Tally:
     flips: int = 0
     dot: float = 0.0  # ⟨Q(w+δ) − Q(w), δ⟩
     dd: float = 0.0   # ‖δ‖²
+    ee: float = 0.0   # ‖Q(w+δ) − (w+δ)‖²: the quantizer's own error on the subject
 
     def add(self, other: Tally) -> None:
         self.n += other.n
         self.flips += other.flips
         self.dot += other.dot
         self.dd += other.dd
+        self.ee += other.ee
 
     @property
     def flip_rate(self) -> float:
@@ -199,6 +205,11 @@ class Tally:
     def gamma(self) -> float:
         """NaN for a zero update: retention of nothing is undefined, never 1."""
         return self.dot / self.dd if self.dd > 0 else math.nan
+
+    @property
+    def error_ratio(self) -> float:
+        """‖Q(s) − s‖ / ‖δ‖: how much larger the quantizer's perturbation is than the update."""
+        return math.sqrt(self.ee / self.dd) if self.dd > 0 else math.nan
 
 
 @dataclass
@@ -227,8 +238,10 @@ def _block_tally(transform: Any, info: Any, w: Any, s: Any, delta: Any) -> Tally
         return None
     q_s = transform.quantize_tensor(info, s)
     dq = q_s.values.float() - q_w.values.float()
+    err = q_s.values.float() - s
     return Tally(n=w.numel(), flips=int((q_w.codes != q_s.codes).sum()),
-                 dot=_sum_products(dq, delta), dd=_sum_products(delta, delta))
+                 dot=_sum_products(dq, delta), dd=_sum_products(delta, delta),
+                 ee=_sum_products(err, err))
 
 
 def _layer_of(name: str) -> str:
@@ -272,16 +285,44 @@ def _diff_tensor(info: Any, et: _Entry, es: _Entry, transforms: dict[str, Any],
 # ---------------------------------------------------------------- the report
 
 
-def verdict(gamma: float, label: str) -> str:
-    """One sentence for a transform's overall γ (thresholds in docs/theory.md)."""
+def regime(gamma: float) -> str:
+    """Which explanation of knowledge coming back the weights point to (docs/theory.md):
+    `a` rounding snaps the update back onto the target's codes (γ < 0.3), `a-partial`
+    (0.3 ≤ γ ≤ 0.8), `not-a` the update survives rounding, so only a fragile state (b)
+    could still bring knowledge back, which weights alone cannot tell; `none` for δ = 0."""
     if math.isnan(gamma):
+        return "none"
+    if gamma < UNDOES_BELOW:
+        return "a"
+    return "a-partial" if gamma <= SURVIVES_ABOVE else "not-a"
+
+
+def verdict(gamma: float, label: str, error_ratio: float = math.nan) -> str:
+    """What a release engineer should do about a `label` build, from the overall γ and the
+    quantizer's error relative to the update (thresholds in docs/theory.md). Never says the
+    unlearning survives: γ rules regime (a) in or out; regime (b), a fragile unlearned state
+    that any perturbation of the quantizer's size undoes, needs a behavioural check."""
+    r = regime(gamma)
+    if r == "none":
         return (f"{label}: no verdict: the subject's quantized weights equal the target's "
                 f"before quantization (a zero update), so there is nothing to keep or undo")
-    if gamma < UNDOES_BELOW:
-        return f"{label} will undo most of this unlearning (γ = {gamma:.2f})"
-    if gamma <= SURVIVES_ABOVE:
-        return f"{label} will partly undo this unlearning (γ = {gamma:.2f})"
-    return f"this unlearning survives {label} (γ = {gamma:.2f})"
+    size = (f"; its error is {error_ratio:.1f}× the update's norm"
+            if math.isfinite(error_ratio) else "")
+    if r == "a":
+        return (f"{label} will undo most of this unlearning (γ = {gamma:.2f}): regime (a), "
+                f"rounding snaps the update back onto the target's codes{size}. Do not "
+                f"release a {label} build of this model as unlearned; unlearn until the "
+                f"update crosses {label}'s grid (larger steps, or SURE on the salient "
+                f"modules) and diff again.")
+    if r == "a-partial":
+        return (f"{label} will partly undo this unlearning (γ = {gamma:.2f}): regime (a) in "
+                f"part{size}. Before releasing a {label} build, check knowmem_forget @ "
+                f"{label} against the target in a spec.")
+    return (f"{label} keeps the unlearning update in the weights (γ = {gamma:.2f}): rounding "
+            f"does not snap it back, so regime (a) does not apply{size}. The weights cannot "
+            f"tell whether the unlearned state is fragile (regime (b)): before releasing a "
+            f"{label} build, measure knowmem_forget @ {label} beside a matched-noise control "
+            f"({{kind: noise, matched_to: {label}}}) and sharpness on subject vs target.")
 
 
 @dataclass(frozen=True)
@@ -292,6 +333,7 @@ class Row:
     relative_update: float
     flip_rate: float
     gamma: float
+    error_ratio: float = math.nan  # ‖Q(s) − s‖ / ‖δ‖
 
 
 @dataclass
@@ -311,7 +353,7 @@ class DiffReport:
                     total.add(td.by_transform[label])
                     dd, ww = dd + td.dd, ww + td.ww
             rel = math.sqrt(dd / ww) if ww > 0 else math.nan
-            out[label] = Row(total.n, rel, total.flip_rate, total.gamma)
+            out[label] = Row(total.n, rel, total.flip_rate, total.gamma, total.error_ratio)
         return out
 
     def layers(self) -> dict[str, dict[str, Row]]:
@@ -324,7 +366,7 @@ class DiffReport:
         return self._rows(self.tensors)
 
     def verdicts(self) -> dict[str, str]:
-        return {label: verdict(row.gamma, label) if row.n else
+        return {label: verdict(row.gamma, label, row.error_ratio) if row.n else
                 f"{label}: no verdict: it quantizes none of the checkpoint's tensors"
                 for label, row in self.overall().items()}
 
@@ -346,7 +388,8 @@ class DiffReport:
 
         per_tensor = {td.name: {"layer": td.layer, "numel": td.numel,
                                 "relative_update": math.sqrt(td.dd / td.ww) if td.ww else None,
-                                **{k: {"n": t.n, "flip_rate": t.flip_rate, "gamma": t.gamma}
+                                **{k: {"n": t.n, "flip_rate": t.flip_rate, "gamma": t.gamma,
+                                       "error_ratio": t.error_ratio}
                                    for k, t in td.by_transform.items()}}
                       for td in self.tensors}
         return clean({
@@ -354,6 +397,8 @@ class DiffReport:
             "relative_update": self.relative_update(),
             "overall": {k: asdict(r) for k, r in self.overall().items()},
             "verdicts": self.verdicts(),
+            "regimes": {k: regime(r.gamma) if r.n else "none"
+                        for k, r in self.overall().items()},
             "layers": {layer: {k: asdict(r) for k, r in rows.items()}
                        for layer, rows in self.layers().items()},
             "tensors": per_tensor, "skipped": self.skipped,
@@ -431,7 +476,8 @@ def _fmt(x: float, spec: str) -> str:
 def render_text(report: DiffReport, *, per_tensor: bool = False) -> str:
     """A table: one row per layer (or tensor) × transform, then overall and the verdicts."""
     lines = [f"target:  {report.target}", f"subject: {report.subject}", ""]
-    head = f"{'layer':<32} {'transform':<10} {'weights':>10} {'‖δ‖/‖w‖':>10} {'flips':>9} {'γ':>7}"
+    head = (f"{'layer':<32} {'transform':<10} {'weights':>10} {'‖δ‖/‖w‖':>10} {'flips':>9} "
+            f"{'γ':>7} {'‖err‖/‖δ‖':>10}")
     lines += [head, "-" * len(head)]
     if per_tensor:
         groups = {td.name: report._rows([td]) for td in report.tensors}
@@ -445,7 +491,8 @@ def render_text(report: DiffReport, *, per_tensor: bool = False) -> str:
             if r.n == 0:
                 continue
             lines.append(f"{key[-32:]:<32} {label:<10} {r.n:>10} {_fmt(r.relative_update, '.2e'):>10} "
-                         f"{_fmt(r.flip_rate, '.4f'):>9} {_fmt(r.gamma, '.3f'):>7}")
+                         f"{_fmt(r.flip_rate, '.4f'):>9} {_fmt(r.gamma, '.3f'):>7} "
+                         f"{_fmt(r.error_ratio, '.2f'):>10}")
     lines.append("")
     lines += list(report.verdicts().values())
     for s in report.skipped:

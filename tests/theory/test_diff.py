@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unlearnspec.cli import main
-from unlearnspec.diff import DiffError, diff_checkpoints, parse_transform, verdict
+from unlearnspec.diff import DiffError, diff_checkpoints, parse_transform, regime, verdict
 from unlearnspec.transforms.rtn import rtn_codes, rtn_quantize
 from unlearnspec.transforms.weightspace import code_flip_rate, update_retention
 
@@ -72,6 +72,21 @@ def test_matches_the_weight_metrics_it_mirrors(pair):
             assert row.gamma == pytest.approx(update_retention(target, subject, t).value,
                                               rel=1e-9, abs=1e-12)
             assert row.flip_rate == code_flip_rate(target, subject, t).value
+
+
+def test_error_ratio_is_the_quantizers_error_on_the_subject_over_the_update(pair):
+    target, subject = pair[2:]
+    wt, ws = load_file(str(target / "model.safetensors")), load_file(str(subject / "model.safetensors"))
+    ee = dd = 0.0
+    for name, w in wt.items():
+        if is_decoder(name, w):
+            s = ws[name]
+            ee += float((rtn_quantize(s, 4) - s).double().square().sum())
+            dd += float((s - w).double().square().sum())
+    row = diff_checkpoints(target, subject, ["rtn4"]).overall()["rtn4"]
+    assert row.error_ratio == pytest.approx((ee / dd) ** 0.5, rel=1e-6)
+    # |δ| ≤ 0.2Δ, uniform: the rounding error (≈ Δ/√12) is larger than the update
+    assert 1.0 < row.error_ratio < 3.0
 
 
 def test_aligned_target_undone_natural_target_kept(pair):
@@ -146,7 +161,15 @@ def test_unknown_transform_names_the_forms_and_a_suggestion():
 def test_verdict_thresholds():
     assert "will undo most" in verdict(0.05, "rtn4")
     assert "partly" in verdict(0.5, "rtn4")
-    assert "survives" in verdict(0.97, "rtn4")
+    kept = verdict(0.97, "rtn4", 3.25)
+    # γ alone cannot clear a model: it says regime (a) is out and what to measure for (b)
+    assert "survives" not in kept
+    assert "keeps the unlearning update" in kept and "regime (a) does not apply" in kept
+    assert "its error is 3.2× the update's norm" in kept
+    assert "{kind: noise, matched_to: rtn4}" in kept and "sharpness" in kept
+    assert "regime (a), rounding snaps the update back" in verdict(0.05, "rtn4")
+    assert [regime(g) for g in (0.05, 0.5, 0.97, math.nan)] == ["a", "a-partial", "not-a",
+                                                                 "none"]
     assert "no verdict" in verdict(math.nan, "rtn4")
 
 
@@ -154,7 +177,8 @@ def test_cli_prints_a_table_and_json(pair, capsys):
     assert main(["diff", str(pair[0]), str(pair[1])]) == 0
     out = capsys.readouterr().out
     assert "model.layers.1" in out and "rtn4 will undo most of this unlearning" in out
-    assert "this unlearning survives rtn8" in out
+    assert "rtn8 keeps the unlearning update in the weights" in out
+    assert "survives" not in out
     assert main(["diff", str(pair[0]), str(pair[1]), "--transform", "rtn4-g16", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["transforms"] == ["rtn4-g16"] and data["overall"]["rtn4-g16"]["n"] > 0
