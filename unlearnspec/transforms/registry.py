@@ -124,9 +124,34 @@ class NoiseConfig:
         check(1 <= self.draws <= 100, "draws must be between 1 and 100", "draws")
 
 
+GGUF_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4")
+
+
+@dataclass(frozen=True)
+class GgufConfig:
+    """llama.cpp's block formats through the `gguf` package (unlearnspec/transforms/
+    gguf_quant.py says which tensors match llama-quantize and which do not). `type`: one of
+    GGUF_TYPES (any case). `modules`: `decoder` (default: the decoder's weight matrices, MoE
+    routers aside, as llama-quantize gives them the file type) or `all` (the embedding and
+    the head too, with the same type: llama-quantize --pure)."""
+
+    type: str = "Q4_0"
+    modules: Literal["decoder", "all"] = "decoder"
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.type, str) and self.type.upper() in GGUF_TYPES,
+              f"type must be one of {', '.join(GGUF_TYPES)}, got {self.type!r} (K-quants "
+              f"such as Q4_K are read from .gguf files, but the gguf package cannot write "
+              f"them)", "type")
+        object.__setattr__(self, "type", self.type.upper())
+        check(self.modules in ("decoder", "all"), "modules must be 'decoder' or 'all'",
+              "modules")
+
+
 TRANSFORMS.add(Component("rtn", RtnConfig, "unlearnspec.transforms.rtn:RtnTransform"))
 TRANSFORMS.add(Component("bnb", BnbConfig, "unlearnspec.transforms.bnb:BnbTransform"))
 TRANSFORMS.add(Component("gptq", GptqConfig, "unlearnspec.transforms.gptq:GptqTransform"))
 TRANSFORMS.add(Component("awq", GptqConfig, "unlearnspec.transforms.gptq:AwqTransform"))
 TRANSFORMS.add(Component("dtype", DtypeConfig, "unlearnspec.transforms.dtype:DtypeTransform"))
 TRANSFORMS.add(Component("noise", NoiseConfig, "unlearnspec.transforms.noise:NoiseTransform"))
+TRANSFORMS.add(Component("gguf", GgufConfig, "unlearnspec.transforms.gguf_quant:GgufTransform"))
