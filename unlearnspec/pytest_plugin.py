@@ -274,6 +274,15 @@ class ClaimFailed(AssertionError):
         self.explanation = explanation
 
 
+class ClaimInconclusive(AssertionError):
+    """The claim's confidence interval straddles the comparison: neither shown to hold nor
+    to fail. Not a ClaimFailed, so an `xfail:` claim cannot hide it."""
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+
+
 class ClaimItem(pytest.Item):
     def __init__(self, *, claim: "ClaimSpec", subject: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -315,6 +324,8 @@ class ClaimItem(pytest.Item):
         record["verdict"] = {"passed": verdict.passed, "lhs": verdict.lhs, "rhs": verdict.rhs,
                              "margin": verdict.margin, "explanation": explanation,
                              "terms": [label for label, _ in verdict.terms]}
+        if verdict.outcome == "inconclusive":  # never an expected failure (xfail)
+            raise ClaimInconclusive(explanation)
         if not verdict.passed:
             raise ClaimFailed(explanation)
 
@@ -334,6 +345,9 @@ class ClaimItem(pytest.Item):
                      ) -> Any:
         if isinstance(excinfo.value, ClaimFailed):
             return f"claim '{self.claim.name}' ({self.claim.loc}) failed for " \
+                   f"{self.subject}:\n    {self.claim.text}\n{excinfo.value.explanation}"
+        if isinstance(excinfo.value, ClaimInconclusive):
+            return f"claim '{self.claim.name}' ({self.claim.loc}) is inconclusive for " \
                    f"{self.subject}:\n    {self.claim.text}\n{excinfo.value.explanation}"
         if isinstance(excinfo.value, UnlearnSpecError):
             return f"claim '{self.claim.name}' ({self.claim.loc}) for {self.subject} could " \

@@ -112,6 +112,7 @@ class Run:
         self._results: dict[Measurement, MetricResult] = {}
         self._coverage: dict[tuple[str, str | None], Any] = {}  # (model, transform) -> Coverage
         self.logs: dict[str, Any] = {}  # model name -> unlearning log
+        self._bootstrap: Any = None  # engine.confidence.Bootstrap, made on first use
 
     # ------------------------------------------------------------------ environment
     @property
@@ -619,7 +620,14 @@ class Run:
         from ..spec import evaluate_claim
 
         self.check_same_tokenizer(claim, subject)
-        return evaluate_claim(claim, subject, lambda ref: self.value(ref, subject))
+        verdict = evaluate_claim(claim, subject, lambda ref: self.value(ref, subject))
+        if claim.confidence is None:
+            return verdict
+        from .confidence import Bootstrap, with_interval
+
+        if self._bootstrap is None:
+            self._bootstrap = Bootstrap(self)
+        return with_interval(self, self._bootstrap, claim, subject, verdict)
 
     def tokenizer_fingerprint(self, model: str) -> str:
         if model not in self._tokenizers:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..errors import RunError
+from .confidence import Interval
 from .model import BinOp, Call, ClaimSpec, Expr, MetricRef, Neg, Num
 
 EQ_TOLERANCE = 1e-9
@@ -20,6 +21,12 @@ _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 _ARITH: dict[str, Callable[[float, float], float]] = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b,
     "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+}
+
+_INTERVAL_WORDS = {
+    "pass": "holds over the whole interval",
+    "fail": "violated over the whole interval",
+    "inconclusive": "INCONCLUSIVE: the interval of the margin straddles 0",
 }
 
 Baseline = Callable[[MetricRef], "float | None"]
@@ -72,7 +79,9 @@ def format_expr(expr: Expr, parent: int = 0, right_of_same: bool = False) -> str
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one claim for one subject. `margin` > 0 means it passes by that much;
-    for `==` it is -|lhs - rhs| (a pass within EQ_TOLERANCE)."""
+    for `==` it is -|lhs - rhs| (a pass within EQ_TOLERANCE). Under `confidence:` the
+    outcome is decided on `interval` (of the margin), not on the point estimate: `outcome`
+    is then "pass", "fail" or "inconclusive" and `passed` is true only for "pass"."""
 
     passed: bool
     lhs: float
@@ -83,17 +92,32 @@ class Verdict:
     lhs_text: str = ""
     rhs_text: str = ""
     refs: tuple[MetricRef, ...] = ()  # the concrete reference behind each term
+    interval: Interval | None = None
+    decided: str | None = None  # the interval's outcome; None: decided on the point estimate
+
+    @property
+    def outcome(self) -> str:
+        """pass / fail / inconclusive."""
+        if self.decided is not None:
+            return self.decided
+        return "pass" if self.passed else "fail"
 
     def explain(self, baseline: Baseline | None = None) -> str:
         """The comparison as measured, then each term; for a transformed term, the same
         measurement at full precision when `baseline` knows it (returns None otherwise)."""
-        shown = self.op if self.passed else _NEGATED[self.op]
+        shown = {"pass": self.op, "fail": _NEGATED[self.op], "inconclusive": "vs"}[self.outcome]
 
         def side(text: str, value: float) -> str:  # a plain number needs no "= value"
             return text if text == format_value(value) else f"{text} = {format_value(value)}"
 
+        iv = self.interval
+        within = "" if iv is None else \
+            f", {iv.confidence:.0%} interval [{format_value(iv.low)}, {format_value(iv.high)}]"
         lines = [f"{side(self.lhs_text, self.lhs)}  {shown}  {side(self.rhs_text, self.rhs)}  "
-                 f"(margin {format_value(self.margin)})"]
+                 f"(margin {format_value(self.margin)}{within})"]
+        if iv is not None:
+            lines.append(f"  {_INTERVAL_WORDS[self.outcome]} at {iv.confidence:.0%}: paired "
+                         f"bootstrap, {iv.replicates} resamples of {iv.samples}")
         for (label, value), ref in zip(self.terms, self.refs):
             lines.append(f"  {label} = {format_value(value)}")
             if baseline is not None and ref.transform is not None:

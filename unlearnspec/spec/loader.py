@@ -30,7 +30,8 @@ DATA_KEYS = ("builtin", "path", "revision")
 MODEL_SOURCES = ("builtin", "path", "unlearn")
 MODEL_PATH_KEYS = ("path", "revision", "allow_pickle", "trust_remote_code", "dtype")
 MODEL_DTYPES = ("auto", "float32", "float16", "bfloat16")
-CLAIM_KEYS = ("name", "subjects", "assert", "xfail")
+CLAIM_KEYS = ("name", "subjects", "assert", "xfail", "confidence")
+CONFIDENCE_FIX = "write a level between 0.5 and 1, e.g. confidence: 0.95"
 # config fields whose value names another spec entry (third-party configs can use the same
 # field names to get the same check)
 MODEL_OPTIONS = ("reference",)
@@ -173,7 +174,22 @@ class _Loader:
                     "write how many models may be loaded at once (2 keeps a subject and " \
                     "its reference)"
                 self.fail_value(m, key, f"settings: '{key}' must be at least 1", fix)
+        if "confidence" in m and m["confidence"] is not None:
+            values["confidence"] = self.confidence(m, "settings")
+        if isinstance(values.get("bootstrap_samples"), int) and values["bootstrap_samples"] < 100:
+            self.fail_value(m, "bootstrap_samples", "settings: 'bootstrap_samples' must be at "
+                            "least 100 (the tails of the interval are percentiles of them)",
+                            "write e.g. bootstrap_samples: 2000")
         return Settings(**values)
+
+    def confidence(self, m: LocDict, where: str) -> float:
+        """A confidence level: a number in [0.5, 1)."""
+        value = m["confidence"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0.5 <= value < 1:
+            self.fail_value(m, "confidence", f"{where}: 'confidence' must be a level in "
+                            f"[0.5, 1), got {value!r}", CONFIDENCE_FIX)
+        return float(value)
 
     def typed(self, m: LocDict, key: str, hint: Any, where: str) -> Any:
         ok, value = coerce(m[key], hint)
@@ -512,7 +528,39 @@ class _Loader:
         xfail = self.string(item, "xfail", where) if "xfail" in item else None
         assert_loc = item.text_locs.get("assert", item.value_locs["assert"])
         expr = parse_claim(text, scope, loc=assert_loc)
-        return ClaimSpec(name, loc, assert_loc, text, expr, subjects, xfail)
+        confidence = spec.settings.confidence
+        if "confidence" in item:  # `confidence: false` (or null): this claim on the point
+            value = item["confidence"]
+            confidence = None if value is None or value is False else \
+                self.confidence(item, where)
+        if confidence is not None:
+            self.bootstrappable(item, expr, spec, where, confidence)
+        return ClaimSpec(name, loc, assert_loc, text, expr, subjects, xfail, confidence)
+
+    def bootstrappable(self, item: LocDict, expr: Any, spec: Spec, where: str,
+                       confidence: float) -> None:
+        """Under confidence every term must be a metric with evaluation samples to resample:
+        a weight-space metric (gamma, code flips) or a stored baseline has none, and a point
+        estimate in its place would be a silent lie about the interval."""
+        from ..metrics.registry import METRICS
+        from ..metrics.resample import statistic
+        from .claims import BASELINE
+
+        for ref in _refs(expr):
+            kind = spec.metrics[ref.metric].kind
+            if ref.model == BASELINE:
+                why = "a 'baseline' term is read from a stored run, whose resamples are not " \
+                      "paired with this run's"
+            elif statistic(kind, METRICS.get(kind).tags) is None:
+                why = f"metric '{ref.metric}' ({kind}) has no evaluation samples to resample"
+            else:
+                continue
+            key = "confidence" if "confidence" in item else "assert"
+            fix = "write confidence: false on this claim to decide it on the point estimate" \
+                if spec.settings.confidence is not None and "confidence" not in item else \
+                "remove 'confidence:' from this claim to decide it on the point estimate"
+            self.fail_value(item, key, f"{where} is decided on a {confidence:.0%} bootstrap "
+                            f"interval, but {why}", fix)
 
     def subjects(self, item: LocDict, spec: Spec, where: str) -> tuple[str, ...]:
         value = item["subjects"]
@@ -532,6 +580,19 @@ class _Loader:
             if subject in value[:i]:
                 self.fail(value.item_locs[i], f"{where}: subject '{subject}' is listed twice")
         return tuple(value)
+
+
+def _refs(expr: Any) -> Iterable[Any]:
+    """Every metric reference in a claim's tree."""
+    from .model import MetricRef
+
+    if isinstance(expr, MetricRef):
+        yield expr
+    for f in ("left", "right", "operand"):
+        if hasattr(expr, f):
+            yield from _refs(getattr(expr, f))
+    for a in getattr(expr, "args", ()):
+        yield from _refs(a)
 
 
 def _find_key(m: LocDict, key: str) -> tuple[LocDict, str] | None:

@@ -130,6 +130,9 @@ class ClaimSpec:
     expr: Comparison
     subjects: tuple[str, ...]
     xfail: str | None = None
+    # decided on a paired-bootstrap interval at this level (the claim's own `confidence:`,
+    # else settings.confidence); None: on the point estimate
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class Settings:
     batch_size: int | Literal["auto"] = 32
     max_models_in_memory: int = 2
     device: str = "auto"
+    confidence: float | None = None  # every claim's, unless it sets its own
+    bootstrap_samples: int = 2000  # resamples behind each confidence interval
 
 
 @dataclass(frozen=True)

@@ -159,5 +159,10 @@ def _claim() -> dict[str, Any]:
             "assert": {"type": "string", "minLength": 1,
                        "description": "e.g. knowmem_forget @ rtn4 <= retrain + 5"},
             "xfail": {"type": "string", "minLength": 1},
+            "confidence": {"anyOf": [
+                {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1},
+                {"enum": [False, None]}],
+                "description": "decide on a paired-bootstrap interval at this level "
+                               "(pass / fail / inconclusive); false: on the point estimate"},
         },
     }
