@@ -28,30 +28,46 @@ SHARD_TENSORS = 16       # 512 MiB shards
 
 
 def write_pair(root: Path, gb: float) -> tuple[Path, Path, int]:
+    """A Llama-shaped pair (config.json included: diff classifies tensors by the architecture
+    before it reads them): layers of seven ROWS x COLS projections, a tiny vocabulary."""
     import torch
     from safetensors.torch import save_file
+    from transformers import LlamaConfig
 
-    n = max(1, int(gb * 2**30 / (ROWS * COLS * 2)))
+    layers = max(1, round(gb * 2**30 / (ROWS * COLS * 2) / 7))
+    config = LlamaConfig(hidden_size=COLS, intermediate_size=ROWS, num_hidden_layers=layers,
+                         num_attention_heads=32, num_key_value_heads=32, vocab_size=256,
+                         tie_word_embeddings=True)
     g = torch.Generator().manual_seed(0)
     for name in ("target", "subject"):
         (root / name).mkdir()
+        config.save_pretrained(root / name)
+    projections = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                   "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+    keys = [f"model.layers.{i}.{p}.weight" for i in range(layers) for p in projections]
+    small = {"model.embed_tokens.weight": torch.randn(256, COLS, generator=g) * 0.02,
+             "model.norm.weight": torch.ones(COLS),
+             **{f"model.layers.{i}.{n}.weight": torch.ones(COLS) for i in range(layers)
+                for n in ("input_layernorm", "post_attention_layernorm")}}
     weight_map: dict[str, str] = {}
-    for start in range(0, n, SHARD_TENSORS):
+    for start in range(0, len(keys), SHARD_TENSORS):
         fname = f"model-{start // SHARD_TENSORS + 1:05d}.safetensors"
         t, s = {}, {}
-        for i in range(start, min(n, start + SHARD_TENSORS)):
-            key = f"model.layers.{i // 7}.proj{i % 7}.weight"
+        if start == 0:
+            t = {k: v.to(torch.bfloat16) for k, v in small.items()}
+            s = dict(t)
+        for key in keys[start:start + SHARD_TENSORS]:
             w = torch.randn(ROWS, COLS, generator=g) * 0.02
             t[key] = w.to(torch.bfloat16)
             s[key] = (w + 2e-4 * torch.randn(ROWS, COLS, generator=g)).to(torch.bfloat16)
-            weight_map[key] = fname
+        weight_map.update({k: fname for k in t})
         save_file(t, str(root / "target" / fname))
         save_file(s, str(root / "subject" / fname))
         del t, s
     for name in ("target", "subject"):
         (root / name / "model.safetensors.index.json").write_text(
             json.dumps({"weight_map": weight_map}))
-    return root / "target", root / "subject", n * ROWS * COLS
+    return root / "target", root / "subject", len(keys) * ROWS * COLS
 
 
 CHILD = r"""

@@ -12,7 +12,8 @@ import time
 
 import torch
 
-from unlearnspec.transforms.rtn import rtn_quantize
+from unlearnspec.transforms.rtn import (_denominator, _groups, code_range, rtn_quantize,
+                                        rtn_quantize_)
 
 
 def best_of(fn, reps: int) -> float:
@@ -49,13 +50,58 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}, best of {args.reps}")
     print(f"{'variant':<34}{'ms':>9}{'GB/s':>9}{'x copy':>9}")
     print(f"{'copy (clone)':<34}{copy * 1e3:>9.2f}{gb / copy:>9.2f}{1.0:>9.2f}")
-    for label, kw in [("rtn4 per-channel symmetric", {}),
-                      ("rtn4 group 128 symmetric", {"group_size": 128}),
-                      ("rtn4 group 128 zero point", {"group_size": 128, "zero_point": True}),
-                      ("rtn8 per-tensor paper", {"bits": 8, "group_size": 0, "grid": "paper"})]:
-        t = timed(lambda kw=kw: rtn_quantize(w, **{"bits": 4, **kw}))
-        print(f"{label:<34}{t * 1e3:>9.2f}{gb / t:>9.2f}{t / copy:>9.2f}")
+    variants = [("rtn4 per-channel symmetric", {}),
+                ("rtn4 group 128 symmetric", {"group_size": 128}),
+                ("rtn4 group 128 zero point", {"group_size": 128, "zero_point": True}),
+                ("rtn8 per-tensor paper", {"bits": 8, "group_size": 0, "grid": "paper"})]
+    scratch = w.clone()
+    tiny = torch.finfo(torch.float32).tiny
 
+    def whole(bits=4, group_size=None, grid="symmetric", zero_point=False):
+        """rtn_quantize as it was: every grid clamped, a symmetric grid's zeros subtracted."""
+        g = _groups(w, group_size)
+        lo, hi = code_range(bits, grid, zero_point)
+        if zero_point:
+            lo_v = g.amin(dim=1, keepdim=True).clamp_max(0)
+            hi_v = g.amax(dim=1, keepdim=True).clamp_min(0)
+            scale = ((hi_v - lo_v) / hi).clamp_min(tiny)
+            zero = torch.round(-lo_v / scale)
+            codes = torch.div(g, scale).round_().add_(zero).clamp_(lo, hi)
+        else:
+            absmax = torch.maximum(g.amax(dim=1, keepdim=True), -g.amin(dim=1, keepdim=True))
+            scale = (absmax / _denominator(bits, grid)).clamp_min(tiny)
+            zero = torch.zeros_like(scale)
+            codes = torch.div(g, scale).round_().clamp_(lo, hi)
+        return codes.sub_(zero).mul_(scale).reshape(w.shape)
+
+    def in_place(**kw):
+        scratch.copy_(w)  # timed separately below and subtracted
+        rtn_quantize_(scratch, **kw)
+
+    def apply_before(**kw):
+        """What RtnTransform.apply did per weight: values and int16 codes, then a copy back."""
+        from unlearnspec.registry import ConfigError  # noqa: F401 - registry import order
+        from unlearnspec.transforms.registry import RtnConfig
+        from unlearnspec.transforms.roles import WeightInfo
+        from unlearnspec.transforms.rtn import RtnTransform
+
+        values, _ = RtnTransform(RtnConfig(**kw))._quantize(WeightInfo.linear("w", w.shape), w)
+        scratch.copy_(values)
+
+    refill = timed(lambda: scratch.copy_(w))
+    for label, kw in variants:
+        kw = {"bits": 4, **kw}
+        t_whole = timed(lambda kw=kw: whole(**kw))
+        t = timed(lambda kw=kw: rtn_quantize(w, **kw))
+        t_in = max(0.0, timed(lambda kw=kw: in_place(**kw)) - refill)
+        t_apply = timed(lambda kw=kw: apply_before(**kw))
+        print(f"{label:<34}{t * 1e3:>9.2f}{gb / t:>9.2f}{t / copy:>9.2f}")
+        print(f"{'  before (zero subtracted)':<34}{t_whole * 1e3:>9.2f}{gb / t_whole:>9.2f}"
+              f"{t_whole / copy:>9.2f}")
+        print(f"{'  in place (rtn_quantize_)':<34}{t_in * 1e3:>9.2f}"
+              f"{gb / t_in if t_in else float('inf'):>9.2f}{t_in / copy:>9.2f}")
+        print(f"{'  apply before (values, codes, copy)':<34}{t_apply * 1e3:>9.2f}"
+              f"{gb / t_apply:>9.2f}{t_apply / copy:>9.2f}")
 
 if __name__ == "__main__":
     main()

@@ -77,10 +77,15 @@ class RtnCodes:
     codes: torch.Tensor
     scale: torch.Tensor
     zero: torch.Tensor
+    symmetric: bool = False  # zero is all +0.0
 
     def dequantize_(self) -> torch.Tensor:
-        """Δ·(code − z), computed in place over `codes` (which it consumes)."""
-        return self.codes.sub_(self.zero).mul_(self.scale)
+        """Δ·(code − z), computed in place over `codes` (which it consumes). A symmetric
+        grid's zero point (+0.0 everywhere) is not subtracted: c − (+0.0) is c bit for bit,
+        −0.0 included, so that pass over memory is skipped with no number changed."""
+        if not self.symmetric:
+            self.codes.sub_(self.zero)
+        return self.codes.mul_(self.scale)
 
 
 @torch.no_grad()
@@ -90,25 +95,35 @@ def rtn_codes(
     group_size: int | None = None,
     grid: str = "symmetric",
     zero_point: bool = False,
+    *,
+    out: torch.Tensor | None = None,
 ) -> RtnCodes:
-    """The codes of w on the RTN grid. Allocates one tensor of w's size (the codes); a group of
-    all zeros gets the smallest positive scale, so its codes are 0, never NaN."""
+    """The codes of w on the RTN grid. Allocates one tensor of w's size (the codes), or
+    writes them into `out` (float32, w.numel() elements) when given; a group of all zeros
+    gets the smallest positive scale, so its codes are 0, never NaN."""
     g = _groups(w, group_size)
     tiny = torch.finfo(torch.float32).tiny
     lo, hi = code_range(bits, grid, zero_point)
+    dest = None if out is None else out.view(g.shape)
     if zero_point:
         # the range always holds 0, so zero is exact and a constant group stays representable
         lo_v = g.amin(dim=1, keepdim=True).clamp_max(0)
         hi_v = g.amax(dim=1, keepdim=True).clamp_min(0)
         scale = ((hi_v - lo_v) / hi).clamp_min(tiny)
         zero = torch.round(-lo_v / scale)
-        codes = torch.div(g, scale).round_().add_(zero).clamp_(lo, hi)
+        codes = torch.div(g, scale, out=dest).round_().add_(zero).clamp_(lo, hi)
     else:
         # max|w| as max(max w, -min w): no |w| copy, and faster than abs().amax() or aminmax
         absmax = torch.maximum(g.amax(dim=1, keepdim=True), -g.amin(dim=1, keepdim=True))
         scale = (absmax / _denominator(bits, grid)).clamp_min(tiny)
         zero = torch.zeros_like(scale)
-        codes = torch.div(g, scale).round_().clamp_(lo, hi)
+        codes = torch.div(g, scale, out=dest).round_()
+        if grid == "paper_clamped":
+            # the other grids need no clamp: |w| <= m and Δ = fl(m / d) give |w / Δ| <= d(1 +
+            # 2^-23) < d + 1/2, so the rounded code is already within ±d (d <= 128); a pass
+            # that changes nothing is skipped (bit-identity against the clamp: tests)
+            codes.clamp_(lo, hi)
+        return RtnCodes(codes, scale, zero, symmetric=True)
     return RtnCodes(codes, scale, zero)
 
 
@@ -126,6 +141,24 @@ def rtn_quantize(
     is not float32: its float32 view, then the result)."""
     c = rtn_codes(w, bits, group_size, grid, zero_point)
     return c.dequantize_().reshape(w.shape).to(w.dtype)
+
+
+@torch.no_grad()
+def rtn_quantize_(
+    w: torch.Tensor,
+    bits: int = 4,
+    group_size: int | None = None,
+    grid: str = "symmetric",
+    zero_point: bool = False,
+) -> torch.Tensor:
+    """`rtn_quantize` written into w itself (returns w), bit-identical: a contiguous float32
+    w is divided, rounded, clamped and rescaled where it lies, with no copy of it allocated
+    (measured in benchmarks/rtn_throughput.py). Other weights (a Conv1D's transposed view,
+    other dtypes) are quantized into a new tensor and copied back."""
+    if w.dtype != torch.float32 or not w.is_contiguous():
+        return w.copy_(rtn_quantize(w, bits, group_size, grid, zero_point))
+    rtn_codes(w, bits, group_size, grid, zero_point, out=w).dequantize_()
+    return w
 
 
 def to_rows(w: torch.Tensor, layout: str) -> torch.Tensor:
@@ -197,10 +230,19 @@ class RtnTransform(Transform):
 
     @torch.no_grad()
     def apply(self, model: Any, ctx: TransformContext) -> Any:
+        c = self.config
         for info, p in iter_parameters(model):  # a tied head is listed once
-            if self.selects(info):
-                values, _ = self._quantize(info, p.data)
-                p.data.copy_(values)
+            if not self.selects(info):
+                continue
+            if info.layout in ("linear", "conv1d"):
+                rows = to_rows(p.data, info.layout)
+                try:  # in place: the same numbers as _quantize, without a copy of the weight
+                    rtn_quantize_(rows, c.bits, c.group_size, c.grid, c.zero_point)
+                except ValueError as exc:
+                    raise RunError(f"rtn cannot quantize {info.name}: {exc}") from exc
+                continue
+            values, _ = self._quantize(info, p.data)
+            p.data.copy_(values)
         return model
 
     def readback(self, model: Any) -> Iterator[Readback]:
