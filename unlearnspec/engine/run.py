@@ -27,12 +27,13 @@ from .. import __version__
 from ..errors import RunError
 from ..metrics.registry import METRICS
 from ..metrics.result import MetricResult
+from ..models.gguf_file import is_gguf
 from ..spec.model import ClaimSpec, MetricRef, Spec
 from ..transforms.registry import TRANSFORMS
 from ..unlearn.registry import METHODS
 from ..spec.claims import BASELINE
 from .cache import Cache, content_key, file_digest
-from .fingerprint import directory_fingerprint
+from .fingerprint import directory_fingerprint, memoized_fingerprint
 
 log = logging.getLogger("unlearnspec")
 
@@ -180,6 +181,10 @@ class Run:
             before = sum(TRAINED.values())
             path = ensure_model(ms.builtin, self.cache.root, progress=self.progress)
             self.stats["trained"] += sum(TRAINED.values()) - before
+        elif ms.source == "path" and is_gguf(ms.path):
+            # dequantized once into a plain checkpoint the rest of the run reads as any other
+            path = self.cache.artifact("models", self.model_key(name),
+                                       lambda out: self._from_gguf(name, out))
         elif ms.source == "path":
             from ..models.hub import resolve_checkpoint
 
@@ -207,6 +212,16 @@ class Run:
             path = Path(self.model_path(name))
             digests = {p.name: file_digest(p) for p in sorted(path.glob("*.safetensors"))}
             key = content_key("builtin", ms.builtin, digests)
+        elif ms.source == "path" and is_gguf(ms.path):
+            from ..models.gguf_file import versions
+
+            gguf = Path(ms.path)
+            if not gguf.is_file():
+                raise RunError(f"{ms.loc}: model '{name}': GGUF file {gguf} does not exist")
+            tok = (directory_fingerprint(Path(ms.tokenizer), self.cache)
+                   if ms.tokenizer else "gguf-metadata")
+            key = content_key("gguf", memoized_fingerprint(gguf, self.cache), tok, versions(),
+                              ms.dtype)
         elif ms.source == "path":
             path = Path(self.model_path(name))
             commit = self.resolved_revision(name)
@@ -228,11 +243,24 @@ class Run:
         self._model_keys[name] = key
         return key
 
+    def _from_gguf(self, name: str, out: Path) -> None:
+        from ..models.gguf_file import convert_gguf
+
+        ms = self.spec.models[name]
+        if ms.tokenizer and not Path(ms.tokenizer).is_dir():
+            raise RunError(f"{ms.loc}: model '{name}': tokenizer directory {ms.tokenizer} "
+                           f"does not exist")
+        try:
+            convert_gguf(Path(ms.path), out,
+                         tokenizer=Path(ms.tokenizer) if ms.tokenizer else None)
+        except RunError as exc:
+            raise RunError(f"{ms.loc}: model '{name}': {exc}") from exc
+
     def resolved_revision(self, name: str) -> str | None:
         """The hub commit a `path:` model was loaded at (None for local directories and
         built-in or unlearned models), recorded in reports and used in cache keys."""
         ms = self.spec.models[name]
-        if ms.source != "path":
+        if ms.source != "path" or is_gguf(ms.path):
             return None
         from ..models.hub import resolve_local, snapshot_commit
 

@@ -28,7 +28,7 @@ from .yamlload import MAX_BYTES, LocDict, LocList, load_yaml, too_large
 TOP_KEYS = ("version", "seed", "settings", "data", "models", "transforms", "metrics", "claims")
 DATA_KEYS = ("builtin", "path", "revision")
 MODEL_SOURCES = ("builtin", "path", "unlearn")
-MODEL_PATH_KEYS = ("path", "revision", "allow_pickle", "trust_remote_code", "dtype")
+MODEL_PATH_KEYS = ("path", "revision", "allow_pickle", "trust_remote_code", "dtype", "tokenizer")
 MODEL_DTYPES = ("auto", "float32", "float16", "bfloat16")
 CLAIM_KEYS = ("name", "subjects", "assert", "xfail", "confidence")
 CONFIDENCE_FIX = "write a level between 0.5 and 1, e.g. confidence: 0.95"
@@ -337,8 +337,25 @@ class _Loader:
                                 f"{', '.join(MODEL_DTYPES)}, got {dtype!r}",
                                 did_you_mean(str(dtype), MODEL_DTYPES))
         revision = self.string(e, "revision", where) if "revision" in e else None
-        return ModelSpec(name, loc, "path", path=self.local_or_hub(e, where),
-                         revision=revision, dtype=dtype, **flags)
+        path = self.local_or_hub(e, where)
+        tokenizer = None
+        if path.lower().endswith(".gguf"):
+            if revision is not None:
+                self.fail_key(e, "revision", f"{where}: 'revision' applies to hub models; a "
+                              f".gguf model is a local file", "remove revision, or download the "
+                              "file and give its path")
+            if not Path(path).is_absolute():
+                self.fail_value(e, "path", f"{where}: a .gguf model must be a local file; "
+                                f"'{path}' is not next to the spec",
+                                "give the file's path, e.g. path: ./model.Q4_K_M.gguf")
+            if "tokenizer" in e:
+                raw = Path(self.string(e, "tokenizer", where)).expanduser()
+                tokenizer = str(raw if raw.is_absolute() else (self.base_dir / raw).resolve())
+        elif "tokenizer" in e:
+            self.fail_key(e, "tokenizer", f"{where}: 'tokenizer' applies to .gguf models (a "
+                          f"checkpoint directory carries its own tokenizer)", "remove it")
+        return ModelSpec(name, loc, "path", path=path, revision=revision, dtype=dtype,
+                         tokenizer=tokenizer, **flags)
 
     def unlearn_model(self, name: str, e: LocDict, loc: Location, where: str,
                       data: dict[str, DataSpec]) -> ModelSpec:

@@ -86,7 +86,7 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model: a checkpoint (`path:`), a benchmark model (`builtin:`), or the output of an
+    """A model: a checkpoint (`path:` a directory, a hub id, or a llama.cpp `.gguf` file), a benchmark model (`builtin:`), or the output of an
     unlearning run (`unlearn:` method + `from:` model + `data:` corpus + method options)."""
 
     name: str
@@ -102,6 +102,7 @@ class ModelSpec:
     allow_pickle: bool = False
     trust_remote_code: bool = False
     dtype: str | None = None
+    tokenizer: str | None = None  # a tokenizer directory for a `.gguf` path (else its metadata)
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,8 @@ def _model(methods: Any) -> dict[str, Any]:
                         "revision": {"type": "string"},
                         "allow_pickle": {"type": "boolean", "default": False},
                         "trust_remote_code": {"type": "boolean", "default": False},
-                        "dtype": {"enum": list(MODEL_DTYPES)}}},
+                        "dtype": {"enum": list(MODEL_DTYPES)},
+                        "tokenizer": {"type": "string", "minLength": 1}}},
         unlearn,
     ]}
 
