@@ -34,6 +34,10 @@ def blocks_of(type_name, w):
 
 
 finite = st.floats(-4.0, 4.0, allow_nan=False, width=32)
+# weights a model has: 0 or at least 2^-10 in magnitude (ggml's 1/d overflows on subnormal
+# blocks, where the reference formulas below would compare NaNs)
+normal = st.one_of(st.just(0.0), st.floats(2.0**-10, 4.0, width=32),
+                   st.floats(-4.0, -2.0**-10, width=32))
 
 
 @pytest.mark.parametrize("type_name", GGUF_TYPES)
@@ -73,7 +77,7 @@ def test_codes_with_each_blocks_scale_give_the_values(type_name, w):
 
 
 @settings(max_examples=50, deadline=None)
-@given(w=arrays(np.float32, (2, 32), elements=finite))
+@given(w=arrays(np.float32, (2, 32), elements=normal))
 def test_q8_0_is_ggmls_reference_rounding(w):
     # quantize_row_q8_0_ref: d = amax / 127 stored as fp16, q = roundf(x / d) (half away from 0)
     d = np.abs(w).max(axis=1, keepdims=True) / 127
@@ -86,7 +90,7 @@ def test_q8_0_is_ggmls_reference_rounding(w):
 
 
 @settings(max_examples=50, deadline=None)
-@given(w=arrays(np.float32, (2, 32), elements=finite))
+@given(w=arrays(np.float32, (2, 32), elements=normal))
 def test_q4_0_is_ggmls_reference_rounding(w):
     # quantize_row_q4_0_ref: d = (signed max-magnitude value) / -8, q = min(15, (int)(x/d + 8.5))
     i = np.abs(w).argmax(axis=1)
