@@ -148,6 +148,21 @@ class GgufConfig:
               "modules")
 
 
+@dataclass(frozen=True)
+class TorchaoConfig:
+    """torchao weight-only quantization with torchao's own `quantize_` (unlearnspec/transforms/
+    torchao_quant.py): `int8` (Int8WeightOnlyConfig, per output row; runs on a CPU) or `int4`
+    (Int4WeightOnlyConfig, groups of `group_size` inputs; needs CUDA: a RunError elsewhere)."""
+
+    mode: Literal["int4", "int8"] = "int8"
+    group_size: int = 128  # int4 only (torchao's default)
+
+    def __post_init__(self) -> None:
+        check(self.mode in ("int4", "int8"), "mode must be int4 or int8", "mode")
+        check(self.group_size in (32, 64, 128, 256),
+              "group_size must be 32, 64, 128 or 256 (torchao int4's kernels)", "group_size")
+
+
 TRANSFORMS.add(Component("rtn", RtnConfig, "unlearnspec.transforms.rtn:RtnTransform"))
 TRANSFORMS.add(Component("bnb", BnbConfig, "unlearnspec.transforms.bnb:BnbTransform"))
 TRANSFORMS.add(Component("gptq", GptqConfig, "unlearnspec.transforms.gptq:GptqTransform"))
@@ -155,3 +170,5 @@ TRANSFORMS.add(Component("awq", GptqConfig, "unlearnspec.transforms.gptq:AwqTran
 TRANSFORMS.add(Component("dtype", DtypeConfig, "unlearnspec.transforms.dtype:DtypeTransform"))
 TRANSFORMS.add(Component("noise", NoiseConfig, "unlearnspec.transforms.noise:NoiseTransform"))
 TRANSFORMS.add(Component("gguf", GgufConfig, "unlearnspec.transforms.gguf_quant:GgufTransform"))
+TRANSFORMS.add(Component("torchao", TorchaoConfig,
+                          "unlearnspec.transforms.torchao_quant:TorchaoTransform"))
