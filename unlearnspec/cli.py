@@ -106,11 +106,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
+    import tempfile
+
     from .diff import DEFAULT_TRANSFORMS, diff_checkpoints, render_text
+    from .models.gguf_file import convert_gguf, is_gguf
 
     try:
-        report = diff_checkpoints(Path(args.target), Path(args.subject),
-                                  args.transform or DEFAULT_TRANSFORMS)
+        with tempfile.TemporaryDirectory(prefix="unlearnspec-gguf-") as tmp:
+            paths = []
+            for which, given in (("target", args.target), ("subject", args.subject)):
+                path = Path(given)
+                if is_gguf(path):  # its tensors dequantized under Hugging Face names
+                    path = convert_gguf(path, Path(tmp) / which, with_tokenizer=False)
+                paths.append(path)
+            report = diff_checkpoints(paths[0], paths[1], args.transform or DEFAULT_TRANSFORMS)
     except UnlearnSpecError as exc:
         print(f"unlearnspec diff: {exc}", file=sys.stderr)
         return 2
@@ -150,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_report)
     d = sub.add_parser("diff", help="will quantization undo this unlearning? relative update "
                        "size, code-flip rate and update retention per layer, from the weights")
-    d.add_argument("target", help="checkpoint directory before unlearning (safetensors)")
-    d.add_argument("subject", help="the unlearned checkpoint directory")
+    d.add_argument("target", help="checkpoint directory before unlearning (safetensors), or "
+                   "a llama.cpp .gguf file")
+    d.add_argument("subject", help="the unlearned checkpoint directory or .gguf file")
     d.add_argument("--transform", action="extend", nargs="+", metavar="NAME",
                    help="rtn4, rtn8, rtn4-g128 (rtn<bits>[-g<group>][-paper|-clamped|-zp]), "
                    "nf4, fp4, int8; default: rtn4 rtn8")

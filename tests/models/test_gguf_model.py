@@ -171,3 +171,19 @@ def test_spec_errors_name_the_line_and_fix(tmp_path, entry, match):
                 assert: k <= 100
             """))
     assert "spec.yaml:4" in str(exc.value)
+
+
+def test_unlearnspec_diff_reads_a_gguf_file(files, tmp_path, capsys):
+    import json
+
+    from unlearnspec.cli import main
+    from unlearnspec.diff import diff_checkpoints
+
+    ck, gguf = files
+    assert main(["diff", str(ck), str(gguf), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = diff_checkpoints(ck, convert_gguf(gguf, tmp_path / "conv", with_tokenizer=False))
+    want = json.loads(json.dumps(want.to_json()))
+    assert got.pop("subject").endswith("subject") and want.pop("subject")
+    assert got == want
+    assert got["overall"]["rtn4"]["gamma"] is not None
