@@ -6,6 +6,7 @@ unlearnspec installed pays nothing; the engine is imported when a claim first ru
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -294,11 +295,9 @@ class ClaimItem(pytest.Item):
         return self.parent.spec  # type: ignore[union-attr]
 
     def measurements(self, run: "Run") -> list[Any]:
-        from .engine.run import Measurement
-
         needed = run.measurements_of(self.claim, self.subject)
         # the untransformed baselines too: a failure shows them
-        return needed + [Measurement(m.metric, m.model) for m in needed if m.transform]
+        return needed + [dataclasses.replace(m, transform=None) for m in needed if m.transform]
 
     def runtest(self) -> None:
         state = self.config.stash[STATE]
@@ -330,12 +329,12 @@ class ClaimItem(pytest.Item):
             raise ClaimFailed(explanation)
 
     def _baseline(self, run: "Run", ref: Any) -> float | None:
-        from .engine.run import Measurement
         from .spec.claims import BASELINE
 
         if ref.model == BASELINE:
             return None
-        m = Measurement(ref.metric, ref.model or self.subject)
+        m = run.measurement_of(dataclasses.replace(ref, transform=None), self.subject,
+                               run.claim_exclusions(self.claim))
         try:
             return run.measure(m).value
         except UnlearnSpecError:

@@ -46,12 +46,13 @@ class Bootstrap:
         self.described[space] = what
         return idx
 
-    def term(self, ref: MetricRef, subject: str) -> Any:
-        """The replicate values of one concrete term (an array of `replicates`)."""
+    def term(self, ref: MetricRef, subject: str, exclude: tuple[str, ...] = ()) -> Any:
+        """The replicate values of one concrete term (an array of `replicates`); `exclude`:
+        the claim's relearning transforms whose held-out samples its terms leave out."""
         from .run import Measurement
 
         run = self.run
-        m = Measurement(ref.metric, ref.model or subject, ref.transform)
+        m = run.measurement_of(ref, subject, exclude)
         ms = run.spec.metrics[m.metric]
         stat = resample.statistic(ms.kind, METRICS.get(ms.kind).tags)
         if stat is None:  # the loader refuses these; a plug-in could still change its tags
@@ -69,7 +70,7 @@ class Bootstrap:
         if auc_ref is not None:
             ref_reps, ref_point = float(auc_ref), float(auc_ref)
         else:
-            ref_m = Measurement(m.metric, ms.config.reference)
+            ref_m = Measurement(m.metric, ms.config.reference, exclude=m.exclude)
             ref_raw = run._raw(ref_m)
             ref_reps = self._replicates("auc", ref_m, ref_raw, space, ref_raw.value)
             ref_point = ref_raw.value
@@ -83,11 +84,14 @@ class Bootstrap:
             return (aucs - ref_reps) / ref_reps * 100.0
 
     def _mean_space(self, m: "Measurement") -> str:
-        return content_key("samples", self.run.metric_identity(m.metric))
+        # without a relearning holdout the samples are another set (fewer of them)
+        return content_key("samples", self.run.metric_identity(m.metric),
+                           *([self.run._exclusion_key(m.exclude)] if m.exclude else []))
 
     def _documents_space(self, m: "Measurement") -> str:
         data = self.run._data_of(m.metric)
-        return content_key("documents", self.run.data_key(data) if data else None)
+        return content_key("documents", self.run.data_key(data) if data else None,
+                           *([self.run._exclusion_key(m.exclude)] if m.exclude else []))
 
     def _replicates(self, stat: str, m: "Measurement", result: Any, space: str,
                     point: Any) -> Any:
@@ -118,7 +122,9 @@ def with_interval(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str,
     import numpy as np
 
     assert claim.confidence is not None
-    lhs, rhs = replicate_sides(claim.expr, subject, lambda ref: boot.term(ref, subject))
+    exclude = run.claim_exclusions(claim)
+    lhs, rhs = replicate_sides(claim.expr, subject,
+                               lambda ref: boot.term(ref, subject, exclude))
     values = margins(claim.expr.op, np.broadcast_to(lhs, (boot.replicates,)),
                      np.broadcast_to(rhs, (boot.replicates,)))
     bad = int((~np.isfinite(values)).sum())

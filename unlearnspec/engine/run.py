@@ -45,10 +45,30 @@ class Measurement:
     metric: str
     model: str
     transform: str | None = None
+    # relearning transforms (data: forget_holdout) whose held-out forget QA pairs this
+    # measurement leaves out: every metric of a claim that uses one (transforms/holdout.py)
+    exclude: tuple[str, ...] = ()
 
     def label(self) -> str:
         at = f" @ {self.transform}" if self.transform else ""
-        return f"{self.metric}[{self.model}{at}]"
+        without = f" without {', '.join(self.exclude)}'s holdout" if self.exclude else ""
+        return f"{self.metric}[{self.model}{at}]{without}"
+
+
+# transforms that re-read the checkpoint instead of the model in memory (they quantize while
+# loading); in a chain after another member, they get the model as it is, saved
+RELOADING = frozenset({"bnb", "gptq", "awq", "gguf"})
+
+
+def _refs(node: Any) -> Iterable[MetricRef]:
+    """Every MetricRef of a claim expression."""
+    if isinstance(node, MetricRef):
+        yield node
+    for f in ("left", "right", "operand"):
+        if hasattr(node, f):
+            yield from _refs(getattr(node, f))
+    for a in getattr(node, "args", ()):
+        yield from _refs(a)
 
 
 def _asdict(config: Any) -> Any:
@@ -101,7 +121,8 @@ class Run:
         self._device = device or spec.settings.device
         self.progress = progress
         self.stats: Counter[str] = Counter()  # trained, unlearned, transformed, measured, ...
-        self._pending: dict[tuple[str, str | None], set[str]] = {}
+        # (model, transform, exclude) -> metrics to compute while that model is loaded
+        self._pending: dict[tuple[str, str | None, tuple[str, ...]], set[str]] = {}
         self._loaded: OrderedDict[tuple[str, str | None], tuple[Any, Any]] = OrderedDict()
         self._model_keys: dict[str, str] = {}
         self._model_paths: dict[str, Path] = {}
@@ -313,7 +334,19 @@ class Run:
         if name is None:
             return "fp"
         ts = self.spec.transforms[name]
+        if ts.kind == "chain":  # composed from its members' keys, in order
+            return content_key("transform", "chain", self.transform(name).VERSION,
+                               [self.transform_key(u) for u in ts.config.chain])
         config = _asdict(ts.config)
+        if ts.kind == "relearn":
+            # what it trains on, by content (not where the file or corpus lives), and the
+            # seed that drew the holdout and the batch order
+            from ..data.calibration import calibration_fingerprint
+
+            return content_key("transform", "relearn",
+                               {**config, "path": None, "corpus": None, "seed": None},
+                               self.transform(name).VERSION, self._relearn_seed(name),
+                               calibration_fingerprint(self.relearn_texts(name)))
         calib: str | None = None
         if getattr(ts.config, "calibration_path", None):
             # the file's content, not where this checkout keeps it
@@ -351,10 +384,30 @@ class Run:
         while len(self._loaded) >= limit:
             self._loaded.popitem(last=False)
             self._free_memory()
+        steps = self.members(transform) if transform is not None else []
+        relearns = self._relearn_prefix(transform, steps)
+        rest = steps[len(relearns):]
+        cov = None
+        if relearns:  # the relearned checkpoint, trained once and cached like an unlearned one
+            path: Path | str = self._fail_as(transform, relearns[-1], model,
+                                             lambda: self.relearned_path(model, relearns))
+            cov = self._relearn_coverage(model, transform, relearns[-1], path)
+        else:
+            path = self.model_path(model)
+        m, tok = self._load_checkpoint(model, path)
+        for i, member in enumerate(rest):
+            m, cov = self._fail_as(transform, member, model,
+                                   lambda: self._apply_member(member, m, tok, path, i > 0))
+        if cov is not None:
+            self._coverage[slot] = cov
+            self.stats["transformed"] += 1
+        self._loaded[slot] = (m, tok)
+        return m, tok
+
+    def _load_checkpoint(self, model: str, path: Path | str) -> tuple[Any, Any]:
         from ..models.loading import load_causal_lm
 
         ms = self.spec.models[model]
-        path = self.model_path(model)
         import torch
 
         dtype = getattr(torch, ms.dtype) if ms.dtype else None
@@ -362,26 +415,173 @@ class Run:
                                 allow_pickle=ms.allow_pickle,
                                 trust_remote_code=ms.trust_remote_code)
         self.stats["loaded"] += 1
-        if transform is not None:
-            from ..transforms.base import TransformContext
-            from ..transforms.coverage import apply_measured
-
-            ts = self.spec.transforms[transform]
-            ctx = TransformContext(checkpoint=Path(path), tokenizer=tok, device=self.device,
-                                   calibration=self._calibration(transform))
-            try:
-                m, cov = apply_measured(self.transform(transform), m, ctx)
-                # a transform that leaves the decoder (mostly) as it was gives no numbers
-                self._coverage[slot] = cov.check("it", self.transform(transform))
-            except Exception as exc:
-                # the transform's own RunError says what went wrong, not in which of the
-                # spec's transforms and models: both are added here
-                what = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
-                raise RunError(f"{ts.loc}: transform '{transform}' ({ts.kind}) failed on model "
-                               f"'{model}': {what}") from exc
-            self.stats["transformed"] += 1
-        self._loaded[slot] = (m, tok)
         return m, tok
+
+    def _fail_as(self, transform: str, member: str, model: str, work: Any) -> Any:
+        """`work()`, its errors said in the spec's words: which transform (and, in a chain,
+        which member of it) failed on which model."""
+        try:
+            return work()
+        except Exception as exc:
+            # the transform's own RunError says what went wrong, not in which of the
+            # spec's transforms and models: both are added here
+            what = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+            ts = self.spec.transforms[transform]
+            if member != transform:
+                ms = self.spec.transforms[member]
+                raise RunError(f"{ts.loc}: transform '{transform}' (chain) failed at its member "
+                               f"'{member}' ({ms.kind}, {ms.loc}) on model '{model}': "
+                               f"{what}") from exc
+            raise RunError(f"{ts.loc}: transform '{transform}' ({ts.kind}) failed on model "
+                           f"'{model}': {what}") from exc
+
+    def _apply_member(self, member: str, m: Any, tok: Any, path: Path | str,
+                      changed: bool) -> tuple[Any, Any]:
+        """One transform applied to the loaded model; its coverage checked (a transform that
+        leaves the decoder (mostly) as it was gives no numbers). A member that re-reads the
+        checkpoint (bitsandbytes, GPTQ, AWQ) after earlier members changed the model gets
+        the model as it is now, saved to a temporary checkpoint."""
+        from ..transforms.base import TransformContext
+        from ..transforms.coverage import apply_measured
+
+        t = self.transform(member)
+        ctx = TransformContext(checkpoint=Path(path), tokenizer=tok, device=self.device,
+                               calibration=self._calibration(member))
+        if not (changed and self.spec.transforms[member].kind in RELOADING):
+            out, cov = apply_measured(t, m, ctx)
+            return out, cov.check("it", t)
+        import tempfile
+
+        (self.cache.root / "tmp").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.cache.root / "tmp") as tmp:
+            m.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            out, cov = apply_measured(t, m, dataclasses.replace(ctx, checkpoint=Path(tmp)))
+        return out, cov.check("it", t)
+
+    # ------------------------------------------------------------------ relearning, chains
+    def members(self, name: str) -> list[str]:
+        """The transforms `name` applies, in order: itself, or a chain's members (nested
+        chains flattened)."""
+        ts = self.spec.transforms[name]
+        if ts.kind != "chain":
+            return [name]
+        return [leaf for member in ts.config.chain for leaf in self.members(member)]
+
+    def _relearn_prefix(self, name: str | None, steps: list[str]) -> list[str]:
+        kinds = [self.spec.transforms[s].kind for s in steps]
+        n = next((i for i, k in enumerate(kinds) if k != "relearn"), len(kinds))
+        if "relearn" in kinds[n:]:
+            late = steps[n + kinds[n:].index("relearn")]
+            raise RunError(f"{self.spec.transforms[name].loc}: transform '{name}' relearns "
+                           f"('{late}') after '{steps[n]}' transformed the model; relearning "
+                           f"trains a checkpoint and must come first: chain: [{late}, ...]")
+        return steps[:n]
+
+    def _relearn_corpus(self, name: str) -> str:
+        ts = self.spec.transforms[name]
+        if ts.config.corpus:
+            return ts.config.corpus
+        if len(self.spec.data) == 1:
+            return next(iter(self.spec.data))
+        raise RunError(f"{ts.loc}: transform '{name}' needs `corpus:` (the spec has several "
+                       f"data entries)")
+
+    def _relearn_seed(self, name: str) -> int:
+        seed = self.spec.transforms[name].config.seed
+        return int(seed if seed is not None else self.spec.seed)
+
+    def held_out(self, name: str) -> list[dict[str, str]]:
+        """The forget QA pairs a `data: forget_holdout` relearning trains on."""
+        from ..transforms.holdout import held_out_pairs
+
+        c = self.spec.transforms[name].config
+        return held_out_pairs(self.corpus(self._relearn_corpus(name)), c.holdout,
+                              self._relearn_seed(name))
+
+    def relearn_texts(self, name: str) -> list[str]:
+        c = self.spec.transforms[name].config
+        if c.data == "forget_holdout":
+            from ..transforms.holdout import relearn_texts
+
+            return relearn_texts(self.held_out(name))
+        if c.data == "retain":
+            from ..unlearn.sources import select
+
+            return select(self.corpus(self._relearn_corpus(name)), "retain", "documents").texts
+        from ..data.files import read_texts
+
+        return read_texts(c.path)
+
+    def relearned_path(self, model: str, relearns: list[str]) -> Path:
+        """The checkpoint `model` becomes after the relearning transforms `relearns` (in
+        order), each a cached artifact keyed by its base's key and its own."""
+        path, key = Path(self.model_path(model)), self.model_key(model)
+        for r in relearns:
+            key = content_key("relearn", key, self.transform_key(r), __version__,
+                              self.device_type)
+            path = self.cache.artifact("models", key,
+                                       lambda out, base=path, r=r: self._relearn(r, base, out))
+        return path
+
+    def _relearn(self, name: str, base: Path, out: Path) -> None:
+        from ..transforms.relearn import relearn
+
+        started = time.monotonic()
+        result = relearn(self.spec.transforms[name].config, base=base,
+                         texts=self.relearn_texts(name), out=out, seed=self._relearn_seed(name),
+                         device=self.device, progress=self.progress)
+        self.stats["relearned"] += 1
+        log.info("unlearnspec: relearned %s in %.1fs", name, time.monotonic() - started)
+        (out / "relearn_log.json").write_text(json.dumps(result, default=str))
+
+    def _relearn_coverage(self, model: str, transform: str, member: str, path: Path) -> Any:
+        """What relearning changed, measured against the model it started from."""
+        from ..transforms.coverage import measure, snapshot
+
+        base, _ = self._load_checkpoint(model, self.model_path(model))
+        snap = snapshot(base)
+        del base
+        relearned, _ = self._load_checkpoint(model, path)
+        t = self.transform(member)
+        cov = self._fail_as(transform, member, model,
+                            lambda: measure(snap, t, relearned).check("it", t))
+        del relearned
+        return cov
+
+    def exclusions(self, transforms: Iterable[str | None]) -> tuple[str, ...]:
+        """The relearning transforms on `data: forget_holdout` among `transforms` (chains
+        looked into): a claim naming any of them excludes their held-out pairs everywhere."""
+        out: set[str] = set()
+        for name in transforms:
+            if name is None:
+                continue
+            for member in self.members(name):
+                ts = self.spec.transforms[member]
+                if ts.kind == "relearn" and ts.config.data == "forget_holdout":
+                    out.add(member)
+        return tuple(sorted(out))
+
+    def claim_exclusions(self, claim: ClaimSpec) -> tuple[str, ...]:
+        return self.exclusions(ref.transform for ref in _refs(claim.expr))
+
+    def _exclusion_key(self, exclude: tuple[str, ...]) -> list[Any]:
+        return sorted([self.data_key(self._relearn_corpus(r)),
+                       content_key(self.held_out(r))]
+                      for r in exclude)
+
+    def _metric_corpus(self, m: Measurement, data: str) -> Any:
+        """The metric's corpus; without the held-out pairs of `m.exclude` when they come
+        from it (the same content)."""
+        corpus = self.corpus(data)
+        owners = tuple(r for r in m.exclude
+                       if self.data_key(self._relearn_corpus(r)) == self.data_key(data))
+        if not owners:
+            return corpus
+        from ..transforms.holdout import HeldOutCorpus, pair_key
+
+        excluded = frozenset(pair_key(p) for r in owners for p in self.held_out(r))
+        return HeldOutCorpus(corpus.root, excluded=excluded, owners=owners)
 
     def _free_memory(self) -> None:
         gc.collect()
@@ -398,7 +598,8 @@ class Run:
         """Declare what will be asked, so one model load serves all its measurements."""
         for m in measurements:
             for dep in self._raw_needs(m):
-                self._pending.setdefault((dep.model, dep.transform), set()).add(dep.metric)
+                self._pending.setdefault((dep.model, dep.transform, dep.exclude),
+                                         set()).add(dep.metric)
 
     def _raw_needs(self, m: Measurement) -> list[Measurement]:
         ms = self.spec.metrics[m.metric]
@@ -408,7 +609,7 @@ class Run:
         if ms.kind == "privleak":
             needs = [m]
             if ms.config.auc_retrain is None:
-                needs.append(Measurement(m.metric, ms.config.reference))
+                needs.append(Measurement(m.metric, ms.config.reference, exclude=m.exclude))
             return needs
         return [m]
 
@@ -421,11 +622,13 @@ class Run:
             self.model_key(m.model), self.transform_key(m.transform),
             self.data_key(data) if data else None, __version__, self.device_type,
         ]
+        if m.exclude and data and "weights" not in comp.tags:
+            parts.append(["exclude", self._exclusion_key(m.exclude)])
         if "weights" in comp.tags:
             parts.append(self.model_key(self._weights_reference(m)))
         elif ms.kind == "privleak" and not raw and ms.config.auc_retrain is None:
-            parts.append(self.measurement_key(Measurement(m.metric, ms.config.reference),
-                                              raw=True))
+            parts.append(self.measurement_key(Measurement(m.metric, ms.config.reference,
+                                                          exclude=m.exclude), raw=True))
         return content_key(*parts)
 
     def metric_identity(self, metric: str) -> str:
@@ -470,7 +673,8 @@ class Run:
             if ms.config.auc_retrain is not None:
                 auc_ref = float(ms.config.auc_retrain)
             else:
-                auc_ref = self._raw(Measurement(m.metric, ms.config.reference)).value
+                auc_ref = self._raw(Measurement(m.metric, ms.config.reference,
+                                                exclude=m.exclude)).value
             return MetricResult(
                 value=privleak_score(auc.value, auc_ref), n=auc.n, per_sample=auc.per_sample,
                 details={**auc.details, "auc": auc.value, "auc_retrain": auc_ref},
@@ -494,7 +698,7 @@ class Run:
         if cached is not None:
             return MetricResult.from_json(cached)
         slot = (m.model, m.transform)
-        group = sorted(self._pending.pop(slot, set()) | {m.metric})
+        group = sorted(self._pending.pop((*slot, m.exclude), set()) | {m.metric})
         # one process at a time measures a (model, transform): xdist workers and parallel
         # sessions wait, then find the results in the cache instead of computing them twice
         with self.cache.lock("slot", content_key(self.model_key(m.model),
@@ -505,7 +709,7 @@ class Run:
         slot = (m.model, m.transform)
         wanted: MetricResult | None = None
         for metric in group:
-            other = Measurement(metric, m.model, m.transform)
+            other = dataclasses.replace(m, metric=metric)
             okey = self.measurement_key(other, raw=True)
             result = MetricResult.from_json(cached) if (
                 cached := _covered(other, self.cache.get_json("raw", okey))) is not None else None
@@ -556,7 +760,7 @@ class Run:
         ms = self.spec.metrics[m.metric]
         fn = METRICS.get(ms.kind).load()
         data = self._data_of(m.metric)
-        corpus = self.corpus(data) if data else None
+        corpus = self._metric_corpus(m, data) if data else None
         started = time.monotonic()
         try:
             result = fn(model, tok, corpus, ms.config, batch_size=self.spec.settings.batch_size)
@@ -574,19 +778,14 @@ class Run:
     def measurements_of(self, claim: ClaimSpec, subject: str) -> list[Measurement]:
         """Every measurement a claim needs for one subject (for planning); `baseline` terms
         are read from the stored run, not measured."""
-        out: list[Measurement] = []
+        exclude = self.claim_exclusions(claim)
+        return [self.measurement_of(ref, subject, exclude) for ref in _refs(claim.expr)
+                if ref.model != BASELINE]
 
-        def walk(node: Any) -> None:
-            if isinstance(node, MetricRef) and node.model != BASELINE:
-                out.append(Measurement(node.metric, node.model or subject, node.transform))
-            for f in ("left", "right", "operand"):
-                if hasattr(node, f):
-                    walk(getattr(node, f))
-            for a in getattr(node, "args", ()):
-                walk(a)
-
-        walk(claim.expr)
-        return out
+    @staticmethod
+    def measurement_of(ref: MetricRef, subject: str, exclude: tuple[str, ...] = ()
+                       ) -> Measurement:
+        return Measurement(ref.metric, ref.model or subject, ref.transform, exclude)
 
     def results(self) -> dict[Measurement, MetricResult]:
         """Every measurement this run has produced so far (computed or from the cache)."""
@@ -603,6 +802,7 @@ class Run:
             out[m.label()] = {
                 "metric": m.metric, "kind": self.spec.metrics[m.metric].kind,
                 "model": m.model, "transform": m.transform or "fp",
+                **({"without_holdout_of": list(m.exclude)} if m.exclude else {}),
                 "key": self.measurement_key(m), "identity": self.metric_identity(m.metric),
                 "result": result.to_json(),
                 # what the transform quantized (per role), None at full precision
@@ -632,12 +832,15 @@ class Run:
                          "settings": settings() if callable(settings) else None}
         return out
 
-    def value(self, ref: MetricRef, subject: str) -> float:
+    def value(self, ref: MetricRef, subject: str, exclude: tuple[str, ...] = ()) -> float:
+        """The value of one claim term; `exclude`: the claim's relearning transforms whose
+        held-out pairs its metrics leave out (`claim_exclusions`)."""
         if ref.model == BASELINE:
             from .baseline import baseline_value
 
-            return baseline_value(self, Measurement(ref.metric, subject, ref.transform))
-        m = Measurement(ref.metric, ref.model or subject, ref.transform)
+            return baseline_value(self, Measurement(ref.metric, subject, ref.transform,
+                                                    exclude))
+        m = self.measurement_of(ref, subject, exclude)
         result = self.measure(m)
         if result.n <= 0:
             raise RunError(f"{m.label()} was computed over zero samples: check the metric's "
@@ -648,7 +851,14 @@ class Run:
         from ..spec import evaluate_claim
 
         self.check_same_tokenizer(claim, subject)
-        verdict = evaluate_claim(claim, subject, lambda ref: self.value(ref, subject))
+        exclude = self.claim_exclusions(claim)
+        verdict = evaluate_claim(claim, subject, lambda ref: self.value(ref, subject, exclude))
+        if exclude:
+            # each term is named as measured: without the held-out pairs (reports, explanation)
+            verdict = dataclasses.replace(verdict, terms=tuple(
+                (label if ref.model == BASELINE else
+                 self.measurement_of(ref, subject, exclude).label(), value)
+                for (label, value), ref in zip(verdict.terms, verdict.refs)))
         if claim.confidence is None:
             return verdict
         from .confidence import Bootstrap, with_interval

@@ -36,6 +36,8 @@ _MEASUREMENT = {
         "key": {"type": "string"}, "result": _RESULT,
         # what makes two runs' values comparable (kind, options, data): see engine/run.py
         "identity": {"type": "string"},
+        # relearning transforms (data: forget_holdout) whose held-out QA pairs were left out
+        "without_holdout_of": {"type": "array", "items": {"type": "string"}},
         # weights per role the transform selected and changed; null at full precision
         "coverage": {"type": ["object", "null"],
                      "required": ["source", "decoder", "roles", "untouched"],

@@ -446,6 +446,12 @@ class _Loader:
                               "cannot be defined", "rename this transform, e.g. rtn4")
             e = self.entry(section, name, "transform", "{kind: rtn, bits: 4}")
             where, loc = f"transform '{name}'", section.key_locs[name]
+            if "kind" not in e and "chain" in e:  # {chain: [rel50, rtn4]}
+                self.check_keys(e, ("chain",), where)
+                comp = TRANSFORMS.get("chain")
+                out[name] = TransformSpec(name, loc, "chain",
+                                          self.make_config(comp, e, dict(e), where, loc))
+                continue
             if "kind" not in e:
                 self.fail(loc, f"{where} has no 'kind'",
                           f"add kind: one of {', '.join(TRANSFORMS.names())}")
@@ -454,9 +460,55 @@ class _Loader:
             config = self.make_config(comp, e, options, where, loc)
             self.refs_in_config(e, config, {"model": set(), "data entry": set(data)}, where)
             config = self.spec_relative(config, "calibration_path")
+            if comp.name == "relearn":
+                config = self.spec_relative(config, "path")
+                if config.corpus is not None:
+                    self.reference(e, "corpus", data, "data entry", where)
             out[name] = TransformSpec(name, loc, comp.name, config)
         self.matched_refs(section, out)
+        self.chain_refs(section, out)
         return out
+
+    def chain_refs(self, section: LocDict, out: dict[str, TransformSpec]) -> None:
+        """A chain names other transforms of this spec: no cycle, relearning members first
+        (they train a checkpoint), no noise member that averages several draws."""
+        def leaves(name: str, path: list[str]) -> list[str]:
+            ts = out[name]
+            if ts.kind != "chain":
+                return [name]
+            e = section[name]
+            found = []
+            for i, member in enumerate(ts.config.chain):
+                if member not in out:
+                    self.fail(e.loc, f"transform '{name}': chain member '{member}' is not a "
+                              f"transform in this spec",
+                              did_you_mean(member, sorted(out)) or
+                              f"transforms: {', '.join(sorted(out))}")
+                if member in path + [name]:
+                    cycle = " -> ".join(path + [name, member])
+                    self.fail(e.loc, f"transform '{name}' contains itself through a chain: "
+                              f"{cycle}", "a chain's members must be other transforms")
+                found += leaves(member, path + [name])
+            return found
+
+        for name, ts in out.items():
+            if ts.kind != "chain":
+                continue
+            loc = section[name].loc
+            steps = leaves(name, [])
+            kinds = [out[s].kind for s in steps]
+            first_other = next((i for i, k in enumerate(kinds) if k != "relearn"), len(kinds))
+            if "relearn" in kinds[first_other:]:
+                late = steps[first_other + kinds[first_other:].index("relearn")]
+                self.fail(loc, f"transform '{name}': relearning member '{late}' comes after "
+                          f"'{steps[first_other]}'; relearning trains a checkpoint and must "
+                          f"come before the transforms that change a loaded model",
+                          f"reorder: chain: [{late}, {steps[first_other]}, ...]")
+            for s in steps:
+                if out[s].kind == "noise" and out[s].config.draws > 1:
+                    self.fail(loc, f"transform '{name}': chain member '{s}' averages "
+                              f"{out[s].config.draws} noise draws, which a chain cannot "
+                              f"repeat", f"give '{s}' draws: 1 (or one chain per seed)")
 
     def matched_refs(self, section: LocDict, out: dict[str, TransformSpec]) -> None:
         """`matched_to:` (kind: noise) names another transform of this spec, not a noise."""

@@ -38,7 +38,8 @@ def spec_json_schema() -> dict[str, Any]:
             "settings": _options_object(Settings),
             "data": _named("#/$defs/data"),
             "models": _named("#/$defs/model"),
-            "transforms": _named("#/$defs/transform", reserved=("fp",)),
+            "transforms": _named("#/$defs/transform", reserved=("fp",),
+                                 alternative="#/$defs/chain"),
             "metrics": _named("#/$defs/metric"),
             "claims": {"type": "array", "items": {"$ref": "#/$defs/claim"}},
         },
@@ -46,16 +47,28 @@ def spec_json_schema() -> dict[str, Any]:
             "data": _data(),
             "model": _model(METHODS),
             "transform": _by_kind(TRANSFORMS, "kind"),
+            "chain": _CHAIN,
             "metric": _by_kind(METRICS, "kind", extra=_metric_data),
             "claim": _claim(),
         },
     }
 
 
-def _named(ref: str, reserved: tuple[str, ...] = ()) -> dict[str, Any]:
+# `{chain: [rel50, rtn4]}`: other transforms of the spec, applied in order
+_CHAIN = {"type": "object", "required": ["chain"], "additionalProperties": False,
+          "description": "transforms of this spec applied in order, one name in a claim",
+          "properties": {"chain": {"type": "array", "minItems": 1,
+                                   "items": {"type": "string"}}}}
+
+
+def _named(ref: str, reserved: tuple[str, ...] = (), alternative: str | None = None
+           ) -> dict[str, Any]:
     names: dict[str, Any] = {"pattern": f"^{NAME_RE.pattern}$"}
     names["not"] = {"enum": sorted(set(RESERVED) | set(reserved))}
-    return {"type": "object", "propertyNames": names, "additionalProperties": {"$ref": ref}}
+    entry: dict[str, Any] = {"$ref": ref}
+    if alternative:
+        entry = {"oneOf": [entry, {"$ref": alternative}]}
+    return {"type": "object", "propertyNames": names, "additionalProperties": entry}
 
 
 def _doc(cls: type) -> str:

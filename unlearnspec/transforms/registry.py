@@ -6,7 +6,7 @@ them. Third-party transforms register through the entry-point group `unlearnspec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..registry import Component, Registry, check
 
@@ -172,3 +172,81 @@ TRANSFORMS.add(Component("noise", NoiseConfig, "unlearnspec.transforms.noise:Noi
 TRANSFORMS.add(Component("gguf", GgufConfig, "unlearnspec.transforms.gguf_quant:GgufTransform"))
 TRANSFORMS.add(Component("torchao", TorchaoConfig,
                           "unlearnspec.transforms.torchao_quant:TorchaoTransform"))
+
+
+RELEARN_DATA = ("forget_holdout", "retain", "path")
+
+
+@dataclass(frozen=True)
+class RelearnConfig:
+    """A relearning attack: fine-tune the model (next-token cross-entropy, descending) for
+    `steps` optimizer steps of `batch_size` examples at `lr` (AdamW, `lr_schedule` constant or
+    linear decay) on `data`, through the same training loop unlearning uses.
+
+    data: `forget_holdout` (default) — a seeded part of the forget set's KnowMem QA pairs
+    (`holdout`: a fraction in (0, 1) or a count), trained on as "Question: q\\nAnswer: a"
+    texts and excluded from every metric of a claim that uses this transform; `retain` — the
+    corpus's retain training texts; `{path: FILE}` — texts from a file (.txt/.json/.jsonl/
+    .parquet), resolved against the spec's folder. `corpus`: the `data:` entry (default: the
+    spec's only one). Defaults follow the relearning literature on MUSE (Hu et al. 2024,
+    Fan et al. 2025: 50–150 steps, lr 1e-5, batch 4); see docs/transforms.md."""
+
+    steps: int = 100
+    lr: float = 1e-5
+    batch_size: int = 4
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    data: Any = "forget_holdout"
+    path: str | None = None  # set from `data: {path: FILE}`
+    holdout: float = 0.5
+    corpus: str | None = None
+    max_length: int | None = None  # None: 256 tokens per example
+    seed: int | None = None  # None: the spec's seed (draws the holdout and the batch order)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            check(set(self.data) == {"path"} and isinstance(self.data["path"], str)
+                  and self.data["path"].strip() != "",
+                  "data as a mapping must be {path: FILE}, a text file to relearn on", "data")
+            object.__setattr__(self, "path", self.data["path"])
+            object.__setattr__(self, "data", "path")
+        check(self.data in RELEARN_DATA,
+              f"data must be forget_holdout, retain or {{path: FILE}}, got {self.data!r}",
+              "data")
+        check(self.data != "path" or bool(self.path), "data: path needs a file: write "
+              "data: {path: ./relearn.txt}", "data")
+        check(isinstance(self.steps, int) and self.steps >= 1,
+              f"steps must be a positive integer, got {self.steps!r} (steps 0 is the model "
+              f"itself: measure it without a transform)", "steps")
+        check(self.lr > 0, f"lr must be positive, got {self.lr}", "lr")
+        check(self.batch_size >= 1, "batch_size must be at least 1", "batch_size")
+        check(self.lr_schedule in ("constant", "linear"),
+              "lr_schedule must be 'constant' or 'linear'", "lr_schedule")
+        check(self.holdout > 0 and (self.holdout < 1 or float(self.holdout).is_integer()),
+              f"holdout must be a fraction in (0, 1) or a whole number of QA pairs, got "
+              f"{self.holdout!r}", "holdout")
+        check(self.max_length is None or self.max_length >= 2, "max_length must be at least 2",
+              "max_length")
+        check(self.seed is None or self.seed >= 0, "seed must be 0 or more", "seed")
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """`{chain: [a, b, ...]}`: the named transforms of this spec applied in order, one name in
+    a claim. Relearning members come first (they train the checkpoint the rest transform)."""
+
+    chain: Any = ()
+
+    def __post_init__(self) -> None:
+        items = self.chain
+        check(isinstance(items, (list, tuple)) and len(items) >= 1
+              and all(isinstance(i, str) and i for i in items),
+              f"chain must be a list of transform names, e.g. chain: [rel50, rtn4], got "
+              f"{items!r}", "chain")
+        object.__setattr__(self, "chain", tuple(items))
+
+
+TRANSFORMS.add(Component("relearn", RelearnConfig,
+                         "unlearnspec.transforms.relearn:RelearnTransform",
+                         "relearning attack: fine-tune on forget_holdout / retain / a file"))
+TRANSFORMS.add(Component("chain", ChainConfig, "unlearnspec.transforms.chain:ChainTransform",
+                         "transforms applied in order"))
