@@ -43,6 +43,10 @@ claims:
   - name: plain
     subjects: [subject]
     assert: km <= 100
+  - name: relearned-interval
+    subjects: [subject]
+    confidence: 0.9
+    assert: km @ rel <= km(other) + 100
 """
 
 
@@ -192,6 +196,9 @@ def test_every_metric_of_a_relearning_claim_leaves_the_holdout_out(micro_ckpt, t
     # a retain metric needs no exclusion and measures its whole set
     retain = run.measurements_of(_claim(run, "retain-only"), "subject")[0]
     assert run.measure(retain).n == len(run.corpus("world").knowmem("retain"))
+    # the bootstrap resamples the same reduced sample set the verdict measured
+    interval = run.evaluate(_claim(run, "relearned-interval"), "subject").interval
+    assert interval is not None and f"{n_all - len(held)} samples of km" in interval.samples
     # a metric that cannot leave the holdout out is an error, not a full-set number
     with pytest.raises(RunError, match="cannot exclude"):
         run.evaluate(_claim(run, "verbmem-under-relearn"), "subject")
