@@ -65,10 +65,58 @@ def _kquant_bytes(rows: int, cols: int, qtype, rng: np.random.Generator) -> np.n
     return raw.reshape(rows, cols // bs * size)
 
 
-def write_gguf(checkpoint: Path, out: Path, types: dict[str, str], *, seed: int = 0) -> Path:
+def make_bpe_checkpoint(out: Path, *, hidden: int = 64, seed: int = 0) -> Path:
+    """A tiny random Llama with a byte-level BPE tokenizer (GPT-2 style, 320 tokens, `<s>` and
+    `</s>` special): a tokenizer a GGUF file's `gpt2` metadata can carry."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(BPE_TEXTS * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden,
+                      intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=4, max_position_embeddings=256, bos_token_id=0,
+                      eos_token_id=1, tie_word_embeddings=False)
+    out.mkdir(parents=True, exist_ok=True)
+    LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
+    fast.save_pretrained(out)
+    return out
+
+
+BPE_TEXTS = ["the quick brown fox jumps over the lazy dog",
+             "unlearning is measured under quantization", "llama.cpp files ship in gguf"]
+
+
+def _add_bpe_tokenizer(w, checkpoint: Path) -> None:
+    """llama.cpp's `gpt2` tokenizer metadata from a byte-level BPE tokenizer.json."""
+    import json
+
+    model = json.loads((checkpoint / "tokenizer.json").read_text())
+    vocab = model["model"]["vocab"]
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    special = {a["content"] for a in model.get("added_tokens", []) if a.get("special")}
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in special else 1 for t in tokens])  # 3 CONTROL, 1 NORMAL
+    w.add_token_merges([" ".join(m) if isinstance(m, list) else m
+                        for m in model["model"]["merges"]])
+    w.add_add_bos_token(False)
+
+
+def write_gguf(checkpoint: Path, out: Path, types: dict[str, str], *, seed: int = 0,
+               bpe_tokenizer: bool = False) -> Path:
     """`checkpoint` (a tiny Llama saved by make_tiny_checkpoint) as a .gguf at `out`.
     `types` maps a llama.cpp name fragment (`attn_`, `ffn_down`, `token_embd`) to a type
-    name; the first fragment that matches wins; unmatched 2-D tensors are F32."""
+    name; the first fragment that matches wins; unmatched 2-D tensors are F32.
+    `bpe_tokenizer`: also write the checkpoint's byte-level BPE tokenizer as llama.cpp's
+    `tokenizer.ggml.*` metadata (a make_bpe_checkpoint checkpoint)."""
     import json
 
     import gguf
@@ -93,6 +141,8 @@ def write_gguf(checkpoint: Path, out: Path, types: dict[str, str], *, seed: int 
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"])
+    if bpe_tokenizer:
+        _add_bpe_tokenizer(w, checkpoint)
     for hf, t in sd.items():
         name = gguf_name(hf)
         t = t.astype(np.float32)

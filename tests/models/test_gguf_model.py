@@ -15,6 +15,8 @@ import torch
 pytest.importorskip("gguf")
 
 from unlearnspec.errors import RunError, SpecError  # noqa: E402
+
+pytestmark = pytest.mark.slow  # writes, converts and runs real tiny models
 from unlearnspec.models.gguf_file import SOURCE_FILE, convert_gguf  # noqa: E402
 from unlearnspec.models.loading import load_causal_lm  # noqa: E402
 
@@ -87,6 +89,28 @@ def test_logits_match_the_checkpoint_carrying_the_dequantized_weights(files, tmp
     assert not torch.allclose(a, orig, atol=1e-3)  # the K-quant bytes are not the weights
 
 
+def test_the_tokenizer_comes_from_the_files_metadata_by_default(tmp_path):
+    ck = fixture.make_bpe_checkpoint(tmp_path / "ck")
+    (tmp_path / "g").mkdir()
+    gguf = fixture.write_gguf(ck, tmp_path / "g" / "bpe.gguf", {"attn_": "Q8_0"},
+                              bpe_tokenizer=True)
+    out = convert_gguf(gguf, tmp_path / "conv")
+    loaded, tok = load_causal_lm(out)
+    _, ref = load_causal_lm(ck)
+    assert tok.get_vocab() == ref.get_vocab()
+    for text in [*fixture.BPE_TEXTS, "a fox under gguf, measured"]:
+        ids = ref(text, add_special_tokens=False)["input_ids"]
+        assert tok(text, add_special_tokens=False)["input_ids"] == ids, text
+        assert tok.decode(ids) == text
+    assert tok.eos_token == "</s>" and loaded.config.vocab_size == len(ref.get_vocab())
+    # transformers' GPT-2 builder adds <|endoftext|> beyond the embedding: dropped, recorded
+    assert len(tok) == loaded.config.vocab_size
+    assert max(tok("<|endoftext|>")["input_ids"]) < loaded.config.vocab_size
+    import json
+
+    assert json.loads((out / SOURCE_FILE).read_text())["dropped_tokens"] == ["<|endoftext|>"]
+
+
 def test_a_file_without_tokenizer_metadata_asks_for_a_tokenizer_directory(files, tmp_path):
     with pytest.raises(RunError, match=r"tokenizer: \./tokenizer_dir"):
         convert_gguf(files[1], tmp_path / "conv")
@@ -144,6 +168,31 @@ def test_a_spec_measures_a_gguf_model_and_weight_metrics_read_its_tensors(files,
     run = Run(spec, cache_dir=tmp_path / "cache", progress=False)
     try:
         assert run.model_key("shipped") != key
+    finally:
+        run.close()
+
+
+def test_a_missing_gguf_file_is_an_error_naming_the_model(tmp_path):
+    from unlearnspec.engine.run import Run
+    from unlearnspec.spec import load_spec
+
+    spec = load_spec(_spec(tmp_path, """
+        version: 1
+        data: {tiny: {builtin: tiny}}
+        models:
+          shipped: {path: ./gone.gguf}
+        metrics:
+          k: {kind: knowmem, split: forget}
+        claims:
+          - name: c
+            subjects: [shipped]
+            assert: k <= 100
+        """))
+    run = Run(spec, cache_dir=tmp_path / "cache", progress=False)
+    try:
+        with pytest.raises(RunError, match=r"spec.yaml:4:\d+: model 'shipped': GGUF file .*"
+                                           r"gone.gguf does not exist"):
+            run.model_path("shipped")
     finally:
         run.close()
 

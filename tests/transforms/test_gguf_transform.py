@@ -132,6 +132,7 @@ def test_type_is_checked_and_case_insensitive():
         comp.make_config({"type": "Q4_K"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("modules, extra", [
     ("decoder", set()), ("all", {"lm_head.weight", "model.embed_tokens.weight"})])
 def test_apply_quantizes_the_decoder_matrices_and_matches_streaming(tiny_checkpoint, modules,
@@ -157,6 +158,7 @@ def test_apply_quantizes_the_decoder_matrices_and_matches_streaming(tiny_checkpo
         assert not torch.equal(model(ids).logits, ref(ids).logits)
 
 
+@pytest.mark.slow
 def test_code_flip_rate_streams_gguf_codes(tiny_checkpoint, variant):
     from unlearnspec.transforms.weightspace import code_flip_rate, update_retention
 

@@ -15,6 +15,8 @@ from unlearnspec.transforms.base import TransformContext  # noqa: E402
 from unlearnspec.transforms.registry import TRANSFORMS  # noqa: E402
 from unlearnspec.transforms.roles import checkpoint_roles  # noqa: E402
 
+pytestmark = pytest.mark.slow  # quantizes and runs a real tiny model
+
 IDS = torch.tensor([[2, 5, 6, 7, 8, 9]])
 
 

@@ -108,14 +108,40 @@ def convert_gguf(path: Path, out: Path, *, tokenizer: Path | None = None,
     model.hf_quantizer = None
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
+    dropped: list[str] = []
     if tok is not None:
         tok.save_pretrained(out)
+        if tokenizer is None:
+            dropped = _drop_tokens_beyond(out, model.get_input_embeddings().weight.shape[0])
     counts = Counter(types.values())
     (out / SOURCE_FILE).write_text(json.dumps({
         "file": str(path), "architecture": arch, "types": dict(sorted(counts.items())),
         "tensor_types": types, "tokenizer": str(tokenizer) if tokenizer else "gguf metadata",
+        "dropped_tokens": dropped,
         **versions()}, indent=1))
     return out
+
+
+def _drop_tokens_beyond(out: Path, rows: int) -> list[str]:
+    """Remove added tokens whose id the model has no embedding row for, from the saved
+    tokenizer. transformers' GPT-2 builder adds `<|endoftext|>` when a byte-level vocabulary
+    lacks it; a text holding that string would otherwise index past the embedding."""
+    tj, tc = out / "tokenizer.json", out / "tokenizer_config.json"
+    if not tj.is_file():
+        return []
+    data = json.loads(tj.read_text(encoding="utf-8"))
+    beyond = [a for a in data.get("added_tokens", []) if a.get("id", 0) >= rows]
+    if not beyond:
+        return []
+    data["added_tokens"] = [a for a in data["added_tokens"] if a.get("id", 0) < rows]
+    tj.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    if tc.is_file():
+        cfg = json.loads(tc.read_text(encoding="utf-8"))
+        decoder = cfg.get("added_tokens_decoder")
+        if isinstance(decoder, dict):
+            cfg["added_tokens_decoder"] = {k: v for k, v in decoder.items() if int(k) < rows}
+        tc.write_text(json.dumps(cfg, ensure_ascii=False, indent=1), encoding="utf-8")
+    return [a["content"] for a in beyond]
 
 
 def _field(reader: Any, key: str) -> str | None:
