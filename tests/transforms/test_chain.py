@@ -18,7 +18,7 @@ models:
 transforms:
   rtn4: {kind: rtn, bits: 4}
   rtn8: {kind: rtn, bits: 8}
-  pr: {kind: rtn, bits: 3}
+  pr: {kind: prune, ratio: 0.5}
   gq: {kind: gptq, bits: 4}
   rel: {kind: relearn, steps: 1}
   n3: {kind: noise, matched_to: rtn4, draws: 3}

@@ -230,6 +230,67 @@ class RelearnConfig:
 
 
 @dataclass(frozen=True)
+class PruneConfig:
+    """Weight pruning to sparsity `ratio` of the selected weights (the ones `modules` names,
+    as rtn selects them). method `magnitude`: the smallest |W| of each weight matrix;
+    `wanda` (Sun et al. 2024): the smallest |W_ij|·‖X_j‖₂ within each output row, X the
+    calibration activations entering the layer, the decoder pruned block by block with each
+    block's inputs taken from the already-pruned blocks before it. pattern `unstructured`, or
+    `N:M` (e.g. `2:4`): in every M consecutive input weights of a row, the N lowest-scoring
+    are zeroed (Wanda's `--sparsity_type N:M`); `ratio` is then N/M and may be omitted.
+    Calibration (wanda only) as for gptq: `calibration_path` (a general text file) or
+    `calibration` (a data name, its retain texts); `n_samples` windows of `seq_len` tokens."""
+
+    ratio: float | None = None
+    method: Literal["magnitude", "wanda"] = "magnitude"
+    pattern: str = "unstructured"
+    modules: Literal["decoder", "decoder+head"] = "decoder"
+    calibration: str | None = None
+    calibration_path: str | None = None
+    n_samples: int = 128
+    seq_len: int = 256
+    sampling: Literal["windows", "first"] = "windows"
+    seed: int = 0
+
+    @property
+    def n_m(self) -> tuple[int, int] | None:
+        if self.pattern == "unstructured":
+            return None
+        n, m = self.pattern.split(":")
+        return int(n), int(m)
+
+    def __post_init__(self) -> None:
+        check(self.method in ("magnitude", "wanda"), "method must be 'magnitude' or 'wanda'",
+              "method")
+        check(self.modules in ("decoder", "decoder+head"),
+              "modules must be 'decoder' or 'decoder+head'", "modules")
+        ok = self.pattern == "unstructured"
+        if not ok and isinstance(self.pattern, str) and ":" in self.pattern:
+            n, _, m = self.pattern.partition(":")
+            ok = n.isdigit() and m.isdigit() and 0 < int(n) < int(m)
+        check(ok, f"pattern must be 'unstructured' or N:M with 0 < N < M (e.g. 2:4), got "
+              f"{self.pattern!r}", "pattern")
+        nm = self.n_m
+        if nm is not None:
+            if self.ratio is None:
+                object.__setattr__(self, "ratio", nm[0] / nm[1])
+            check(abs(self.ratio - nm[0] / nm[1]) < 1e-9,
+                  f"pattern {self.pattern} prunes {nm[0]} of every {nm[1]} weights, ratio "
+                  f"{nm[0] / nm[1]:g}; ratio {self.ratio} contradicts it (omit ratio)", "ratio")
+        check(self.ratio is not None, "ratio is required for unstructured pruning, e.g. "
+              "ratio: 0.5", "ratio")
+        check(0 <= self.ratio < 1, f"ratio must be in [0, 1), got {self.ratio}", "ratio")
+        check(self.calibration is None or self.calibration_path is None,
+              "give calibration (a data name) or calibration_path (a text file), not both",
+              "calibration_path")
+        check(self.method == "wanda" or (self.calibration is None
+                                         and self.calibration_path is None),
+              "magnitude pruning reads no calibration data; remove calibration", "calibration")
+        check(self.n_samples > 0 and self.seq_len > 0, "n_samples and seq_len must be positive",
+              "n_samples")
+
+
+@dataclass(frozen=True)
 class ChainConfig:
     """`{chain: [a, b, ...]}`: the named transforms of this spec applied in order, one name in
     a claim. Relearning members come first (they train the checkpoint the rest transform)."""
@@ -248,5 +309,7 @@ class ChainConfig:
 TRANSFORMS.add(Component("relearn", RelearnConfig,
                          "unlearnspec.transforms.relearn:RelearnTransform",
                          "relearning attack: fine-tune on forget_holdout / retain / a file"))
+TRANSFORMS.add(Component("prune", PruneConfig, "unlearnspec.transforms.prune:PruneTransform",
+                         "magnitude or Wanda pruning, unstructured or N:M"))
 TRANSFORMS.add(Component("chain", ChainConfig, "unlearnspec.transforms.chain:ChainTransform",
                          "transforms applied in order"))
