@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("subject", help="the unlearned checkpoint directory or .gguf file")
     d.add_argument("--transform", action="extend", nargs="+", metavar="NAME",
                    help="rtn4, rtn8, rtn4-g128 (rtn<bits>[-g<group>][-paper|-clamped|-zp]), "
-                   "nf4, fp4, int8; default: rtn4 rtn8")
+                   "nf4, fp4, int8, q4_0, q8_0 (llama.cpp: also q4_1 q5_0 q5_1 mxfp4), torchao-int8; "
+                   "default: rtn4 rtn8")
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
     d.add_argument("--per-tensor", action="store_true", help="one row per tensor, not per layer")
     d.set_defaults(func=_cmd_diff)

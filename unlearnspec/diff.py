@@ -62,7 +62,7 @@ def parse_transform(text: str) -> Any:
     (`rtn4`, `rtn8`, `rtn4-g128`: symmetric grid, one scale per output channel unless `-g`;
     `-g0` is one scale per tensor) or a bitsandbytes mode `nf4`, `fp4`, `int8`."""
     from .registry import ConfigError
-    from .transforms.registry import BnbConfig, RtnConfig
+    from .transforms.registry import GGUF_TYPES, BnbConfig, GgufConfig, RtnConfig, TorchaoConfig
 
     m = _SHORTHAND.match(text)
     try:
@@ -78,13 +78,23 @@ def parse_transform(text: str) -> Any:
             from .transforms.bnb import BnbTransform
 
             return BnbTransform(BnbConfig(mode=text))
+        if text.upper() in GGUF_TYPES:
+            from .transforms.gguf_quant import GgufTransform
+
+            return GgufTransform(GgufConfig(type=text))
+        if text == "torchao-int8":
+            from .transforms.torchao_quant import TorchaoTransform
+
+            return TorchaoTransform(TorchaoConfig(mode="int8"))
     except ConfigError as exc:
         raise DiffError(f"--transform {text}: {exc}") from exc
-    hint = did_you_mean(text, ["rtn4", "rtn8", "rtn4-g128", *_BNB])
+    gguf = [t.lower() for t in GGUF_TYPES]
+    hint = did_you_mean(text, ["rtn4", "rtn8", "rtn4-g128", *_BNB, *gguf, "torchao-int8"])
     raise DiffError(
         f"unknown transform '{text}': use rtn<bits> (e.g. rtn4, rtn8), rtn<bits>-g<group> "
-        f"(e.g. rtn4-g128), optionally ending in -paper, -clamped or -zp, or one of "
-        f"{', '.join(_BNB)}" + (f"; {hint}" if hint else "")
+        f"(e.g. rtn4-g128), optionally ending in -paper, -clamped or -zp, one of "
+        f"{', '.join(_BNB)}, a llama.cpp type ({', '.join(gguf)}) or torchao-int8"
+        + (f"; {hint}" if hint else "")
     )
 
 
@@ -100,7 +110,8 @@ def _row_local(transform: Any) -> bool:
         return c.group_size != 0
     if isinstance(transform, BnbTransform):
         return c.mode == "int8" or not c.double_quant
-    return False
+    # llama.cpp blocks are 32 inputs of one row; torchao int8 has one scale per row
+    return type(transform).__name__ in ("GgufTransform", "TorchaoTransform")
 
 
 # ---------------------------------------------------------------- safetensors without mmap

@@ -236,3 +236,23 @@ def test_unlearnspec_diff_reads_a_gguf_file(files, tmp_path, capsys):
     assert got.pop("subject").endswith("subject") and want.pop("subject")
     assert got == want
     assert got["overall"]["rtn4"]["gamma"] is not None
+
+
+def test_diff_takes_llama_cpp_and_torchao_transforms_and_agrees_with_gamma(files, tmp_path,
+                                                                           capsys):
+    import json
+
+    from unlearnspec.cli import main
+    from unlearnspec.diff import DiffError, parse_transform
+    from unlearnspec.transforms.weightspace import update_retention
+
+    ck, gguf = files
+    assert main(["diff", str(ck), str(gguf), "--json", "--transform", "q4_0",
+                 "torchao-int8"]) == 0
+    overall = json.loads(capsys.readouterr().out)["overall"]
+    conv = convert_gguf(gguf, tmp_path / "conv", with_tokenizer=False)
+    for name in ("q4_0", "torchao-int8"):
+        want = update_retention(ck, conv, parse_transform(name)).value
+        assert overall[name]["gamma"] == pytest.approx(want, rel=1e-9), name
+    with pytest.raises(DiffError, match="q8_0"):
+        parse_transform("q8_1")
