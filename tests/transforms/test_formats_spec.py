@@ -1,6 +1,7 @@
 """`kind: gguf` and `kind: torchao` end to end through a spec on the micro benchmark: claims over
 KnowMem and γ under llama.cpp's Q8_0 / Q4_0 and torchao int8 are measured (coverage
-recorded, distinct cache keys), and the finer formats keep more of the unlearning update."""
+recorded, distinct cache keys), the 8-bit formats keep the unlearning update, and Q4_0 rounds a
+short unlearning away (docs/benchmark.md)."""
 from __future__ import annotations
 
 import textwrap
@@ -53,7 +54,7 @@ def test_gguf_and_torchao_claims_run_through_the_engine(bench_cache, tmp_path):
         gammas = {t: run.measure(Measurement("gamma", "ga_klr", t)) for t in
                   ("rtn4", "q4_0", "q8_0", "ao8")}
         km = {t: run.measure(Measurement("knowmem_forget", "ga_klr", t)).value
-              for t in (None, "q4_0", "q8_0", "ao8")}
+              for t in (None, "q4_0")}
         keys = {run.transform_key(t) for t in ("q4_0", "q8_0", "ao8")}
     finally:
         run.close()
@@ -62,5 +63,6 @@ def test_gguf_and_torchao_claims_run_through_the_engine(bench_cache, tmp_path):
     for t, g in gammas.items():
         assert g.details["coverage"]["decoder"]["share"] == 1.0, t
     assert gammas["q8_0"].value > 0.9 and gammas["ao8"].value > 0.9
-    assert all(0 <= v <= 100 for v in km.values())
+    # docs/benchmark.md: a short unlearning on micro is mostly rounded away by Q4_0 as well
+    assert gammas["q4_0"].value < 0.5 and km["q4_0"] > km[None]
     assert len(keys) == 3
