@@ -107,3 +107,16 @@ def test_a_failing_member_is_named(tiny_checkpoint, tmp_path):
     msg = str(info.value)
     assert "transform 'ch' (chain) failed at its member 'gq' (gptq" in msg
     assert "on model 'subject'" in msg
+
+
+def test_the_json_schema_accepts_chains_and_the_attacks(tmp_path):
+    import jsonschema
+    import yaml
+
+    from unlearnspec.spec.schema import spec_json_schema
+
+    doc = yaml.safe_load(SPEC.replace("CHAIN", "ch: {chain: [rel, pr, rtn4]}"))
+    validator = jsonschema.Draft202012Validator(spec_json_schema())
+    assert not list(validator.iter_errors(doc))
+    doc["transforms"]["ch"] = {"chain": [], "bits": 4}
+    assert list(validator.iter_errors(doc))
