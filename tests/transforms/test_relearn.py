@@ -30,6 +30,7 @@ metrics:
   km: {kind: knowmem, split: forget, max_new_tokens: 4}
   km_retain: {kind: knowmem, split: retain, max_new_tokens: 4}
   vm: {kind: verbmem, max_new_tokens: 4}
+  probe: {kind: rwku}
 claims:
   - name: relearned
     subjects: [subject]
@@ -202,6 +203,11 @@ def test_every_metric_of_a_relearning_claim_leaves_the_holdout_out(micro_ckpt, t
     # a metric that cannot leave the holdout out is an error, not a full-set number
     with pytest.raises(RunError, match="cannot exclude"):
         run.evaluate(_claim(run, "verbmem-under-relearn"), "subject")
+    # and so is one that reads its files itself, past the held-out view
+    from unlearnspec.engine.run import Measurement
+
+    with pytest.raises(RunError, match="'probe' \\(rwku\\) reads its data files itself"):
+        run._metric_corpus(Measurement("probe", "subject", "rel", ("rel",)), "world")
 
 
 @pytest.mark.slow

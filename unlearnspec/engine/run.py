@@ -60,6 +60,12 @@ class Measurement:
 RELOADING = frozenset({"bnb", "gptq", "awq", "gguf"})
 
 
+# data metrics that read a corpus only through `Corpus`'s methods, which the held-out view of
+# a relearning claim filters (transforms/holdout.py); any other one is refused there
+CORPUS_API_METRICS = frozenset({"verbmem", "knowmem", "privleak", "mia_loss", "mia_zlib",
+                                "mia_mink", "mia_minkpp", "sharpness"})
+
+
 def _refs(node: Any) -> Iterable[MetricRef]:
     """Every MetricRef of a claim expression."""
     if isinstance(node, MetricRef):
@@ -578,6 +584,13 @@ class Run:
                        if self.data_key(self._relearn_corpus(r)) == self.data_key(data))
         if not owners:
             return corpus
+        kind = self.spec.metrics[m.metric].kind
+        if kind not in CORPUS_API_METRICS:
+            raise RunError(f"{self.spec.metrics[m.metric].loc}: metric '{m.metric}' ({kind}) "
+                           f"reads its data files itself, so it cannot leave out the forget QA "
+                           f"pairs that {', '.join(owners)} relearns on; measure it in a claim "
+                           f"without that transform, or relearn on data: retain / {{path: "
+                           f"FILE}}")
         from ..transforms.holdout import HeldOutCorpus, pair_key
 
         excluded = frozenset(pair_key(p) for r in owners for p in self.held_out(r))
