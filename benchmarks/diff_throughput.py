@@ -6,9 +6,11 @@ its wall time and its own peak RSS (VmHWM; tracemalloc would not see torch stora
 
 - `baseline`: imports torch and unlearnspec.diff, reads nothing (the floor of any RSS);
 - `read`: reads every byte of both checkpoints, sequentially, through a 16 MB buffer;
-- `diff`: `diff_checkpoints(target, subject, TRANSFORMS)`.
+- `diff`: `diff_checkpoints(target, subject, TRANSFORMS, threads=N)`, with one thread and with
+  `--threads` (default: every CPU this process may use).
 
-Prints GB/s for each and the ratio diff / read, measured in this one run; deletes the files.
+Prints GB/s for each and the ratios diff / read, measured in this one run; deletes the files.
+The read is single-threaded: it is the disk / page-cache floor, not a compute baseline.
 
     OMP_NUM_THREADS=1 python benchmarks/diff_throughput.py --gb 2 --transforms rtn4 rtn8
 """
@@ -73,7 +75,8 @@ def write_pair(root: Path, gb: float) -> tuple[Path, Path, int]:
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-mode, target, subject, transforms = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
+mode, target, subject = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+threads, transforms = int(sys.argv[4]), sys.argv[5:]
 import torch
 from unlearnspec.diff import diff_checkpoints
 t0 = time.perf_counter()
@@ -88,7 +91,7 @@ if mode == "read":
                     total += k
     out["bytes"] = total
 elif mode == "diff":
-    r = diff_checkpoints(target, subject, transforms)
+    r = diff_checkpoints(target, subject, transforms, threads=threads)
     out["overall"] = {k: v.__dict__ for k, v in r.overall().items()}
 out["seconds"] = time.perf_counter() - t0
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child would report the
@@ -100,9 +103,12 @@ print(json.dumps(out))
 """
 
 
-def child(mode: str, target: Path, subject: Path, transforms: list[str]) -> dict:
+def child(mode: str, target: Path, subject: Path, transforms: list[str],
+          threads: int = 1) -> dict:
     res = subprocess.run([sys.executable, "-c", CHILD, mode, str(target), str(subject),
-                          *transforms], check=True, capture_output=True, text=True)
+                          str(threads), *transforms], capture_output=True, text=True)
+    if res.returncode:
+        sys.exit(f"the {mode} child failed:\n{res.stderr}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -111,6 +117,8 @@ def main() -> None:
     ap.add_argument("--gb", type=float, default=2.0, help="size of each checkpoint")
     ap.add_argument("--transforms", nargs="+", default=["rtn4", "rtn8"])
     ap.add_argument("--dir", default=None, help="where to write (default: system temp)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="diff's threads besides 1 (default: every CPU this process may use)")
     args = ap.parse_args()
     base = Path(args.dir or tempfile.gettempdir())
     need = 2 * args.gb * 2**30 * 1.1
@@ -126,21 +134,29 @@ def main() -> None:
         print(f"wrote 2 × {size / 2 / 2**30:.2f} GiB ({weights / 1e6:.0f} M bf16 weights each, "
               f"{len(list(target.glob('*.safetensors')))} shards) in "
               f"{time.perf_counter() - t0:.0f} s")
+        from unlearnspec.diff import default_threads
+
+        threads = args.threads or default_threads()
         base_r = child("baseline", target, subject, [])
         read = child("read", target, subject, [])
-        diff = child("diff", target, subject, args.transforms)
+        runs = {n: child("diff", target, subject, args.transforms, n)
+                for n in dict.fromkeys([1, threads])}
         largest = ROWS * COLS * 4 / 2**20
         print(f"baseline (imports only): peak RSS {base_r['maxrss_mb']:.0f} MiB")
         print(f"read both: {read['seconds']:.1f} s, {size / read['seconds'] / 2**30:.2f} GiB/s, "
               f"peak RSS {read['maxrss_mb']:.0f} MiB")
-        print(f"diff {' '.join(args.transforms)}: {diff['seconds']:.1f} s, "
-              f"{size / diff['seconds'] / 2**30:.2f} GiB/s, peak RSS {diff['maxrss_mb']:.0f} MiB "
-              f"(+{diff['maxrss_mb'] - base_r['maxrss_mb']:.0f} MiB over baseline; one tensor "
-              f"in fp32 is {largest:.0f} MiB, both checkpoints {size / 2**20:.0f} MiB)")
-        print(f"ratio diff / read: {diff['seconds'] / read['seconds']:.1f}×")
-        for k, v in diff["overall"].items():
+        for n, diff in runs.items():
+            print(f"diff {' '.join(args.transforms)}, {n} thread(s): {diff['seconds']:.1f} s, "
+                  f"{size / diff['seconds'] / 2**30:.2f} GiB/s, peak RSS "
+                  f"{diff['maxrss_mb']:.0f} MiB (+{diff['maxrss_mb'] - base_r['maxrss_mb']:.0f} "
+                  f"MiB over baseline; one tensor in fp32 is {largest:.0f} MiB, both "
+                  f"checkpoints {size / 2**20:.0f} MiB)")
+            print(f"ratio diff / read, {n} thread(s): {diff['seconds'] / read['seconds']:.1f}×")
+        for k, v in runs[threads]["overall"].items():
             print(f"  {k}: flips {v['flip_rate']:.4f}  γ {v['gamma']:.3f}  "
                   f"‖δ‖/‖w‖ {v['relative_update']:.2e}")
+        same = all(r["overall"] == runs[1]["overall"] for r in runs.values())
+        print(f"numbers identical across thread counts: {same}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -119,7 +119,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
                 if is_gguf(path):  # its tensors dequantized under Hugging Face names
                     path = convert_gguf(path, Path(tmp) / which, with_tokenizer=False)
                 paths.append(path)
-            report = diff_checkpoints(paths[0], paths[1], args.transform or DEFAULT_TRANSFORMS)
+            report = diff_checkpoints(paths[0], paths[1], args.transform or DEFAULT_TRANSFORMS,
+                                      threads=args.threads)
     except UnlearnSpecError as exc:
         print(f"unlearnspec diff: {exc}", file=sys.stderr)
         return 2
@@ -168,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: rtn4 rtn8")
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
     d.add_argument("--per-tensor", action="store_true", help="one row per tensor, not per layer")
+    d.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="blocks tallied at once (default: every CPU this process may use; "
+                   "the numbers do not depend on it)")
     d.set_defaults(func=_cmd_diff)
     s = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
     s.set_defaults(func=_cmd_schema)

@@ -17,29 +17,41 @@ sharpness) must decide (docs/theory.md gives the thresholds and why). The number
 `update_retention` compute (tests check equality), but one pass serves every transform, and
 memory stays bounded on multi-GB checkpoints:
 
-- tensors are read with plain positioned reads from the safetensors files, not through a
-  memory map: a map's touched pages stay resident while the file is open, so mapping two
-  sharded 2 GB checkpoints makes the process about 4 GB large however little it keeps;
+- tensors are read through a memory map of each safetensors file, and the pages of each
+  block are dropped from the process (`madvise(MADV_DONTNEED)`) once it is tallied: a plain
+  map's touched pages would stay resident while the file is open, so mapping two sharded
+  2 GB checkpoints would make the process about 4 GB large however little it keeps;
 - transforms whose scales never span two rows (RTN per channel or per group, LLM.int8,
   NF4/FP4 in 64-weight blocks) get the tensors in blocks of rows, so peak memory is a few
   blocks, not a few tensors; a per-tensor scale (`group_size: 0`) reads whole tensors.
-- tensors no transform quantizes (embeddings, norms, the head) are never read.
+- tensors no transform quantizes (embeddings, norms, the head) are never read;
+- an RTN transform on a row-blocked tensor is tallied in one fused pass per block (codes of
+  both tensors into reused buffers, flips, both dequantizations in place, the float64 sums),
+  and blocks are tallied on `threads` threads; the sums are added in block order, so the
+  numbers do not depend on the thread count, and they equal the per-transform definition
+  (`_block_tally`) bit for bit (tests).
 """
 from __future__ import annotations
 
 import json
 import math
+import mmap
+import os
 import re
 import struct
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .errors import RunError, UnlearnSpecError, did_you_mean
 
 DEFAULT_TRANSFORMS = ("rtn4", "rtn8")
-CHUNK_ELEMENTS = 1 << 20  # weights per block of rows: 4 MiB per float32 block
+CHUNK_ELEMENTS = 1 << 18  # weights per block of rows: 1 MiB per float32 block (a fused pass
+# keeps ~10 block-sized buffers; at 4M weights they no longer fit the cache: 2.7x slower)
 # Verdict thresholds on γ (reasoning in docs/theory.md)
 UNDOES_BELOW = 0.3
 SURVIVES_ABOVE = 0.8
@@ -161,30 +173,83 @@ def checkpoint_layout(checkpoint: Path) -> dict[str, _Entry]:
     return out
 
 
+class _Scratch(threading.local):
+    """Per-thread buffers reused block after block: allocating a fresh multi-MB tensor per
+    pass costs more than the pass (the pages are faulted in each time)."""
+
+    def get(self, key: str, n: int, dtype: Any) -> Any:
+        import torch
+
+        buf = self.__dict__.get(key)
+        if buf is None or buf.numel() < n or buf.dtype != dtype:
+            buf = self.__dict__[key] = torch.empty(max(n, 1), dtype=dtype)
+        return buf[:n]
+
+
+_SCRATCH = _Scratch()
+
+
 class _RowReader:
-    """Reads blocks of rows of float tensors with positioned reads, each file opened once."""
+    """Blocks of rows of float tensors from memory maps of the safetensors files (each file
+    mapped once). `rows` gives float32 (a view of the map for F32 data, else a converted
+    copy); `release` drops a block's pages from the process once it is no longer needed."""
 
     def __init__(self, stack: ExitStack) -> None:
         self._stack = stack
-        self._files: dict[Path, IO[bytes]] = {}
+        self._maps: dict[Path, mmap.mmap] = {}
+        self._lock = threading.Lock()
+        stack.callback(self._close)
 
-    def rows(self, e: _Entry, r0: int, r1: int) -> Any:
+    def _map(self, path: Path) -> mmap.mmap:
+        with self._lock:
+            m = self._maps.get(path)
+            if m is None:
+                with open(path, "rb") as f:
+                    # a private mapping is writable (torch.frombuffer wants that) and nothing
+                    # is ever written to it, so the file is never touched
+                    m = self._maps[path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+            return m
+
+    def _close(self) -> None:
+        for m in self._maps.values():
+            try:
+                m.close()
+            except BufferError:  # a tensor still views it (an error unwinding): GC closes it
+                pass
+
+    def _span(self, e: _Entry, r0: int, r1: int) -> tuple[int, int]:
+        size = _DTYPES[e.dtype][1]
+        row = math.prod(e.shape[1:]) if len(e.shape) > 1 else 1
+        return e.start + r0 * row * size, (r1 - r0) * row * size
+
+    def rows(self, e: _Entry, r0: int, r1: int, key: str = "rows") -> Any:
+        """Rows r0:r1 as float32: a view of the map for F32 data, else converted into this
+        thread's scratch buffer `key` (valid until the next call with that key)."""
         import torch
 
-        dtype, size = _DTYPES[e.dtype]
-        row = math.prod(e.shape[1:]) if len(e.shape) > 1 else 1
-        f = self._files.get(e.file)
-        if f is None:
-            f = self._files[e.file] = self._stack.enter_context(open(e.file, "rb", buffering=0))
-        buf = bytearray((r1 - r0) * row * size)
-        f.seek(e.start + r0 * row * size)
-        got = f.readinto(buf)
-        if got != len(buf):
+        dtype = getattr(torch, _DTYPES[e.dtype][0])
+        start, length = self._span(e, r0, r1)
+        m = self._map(e.file)
+        if start + length > len(m):
             raise DiffError(f"{e.file} is truncated: tensor data ends before its header says")
-        t = torch.frombuffer(buf, dtype=getattr(torch, dtype)) if buf else \
-            torch.empty(0, dtype=getattr(torch, dtype))
-        t = t.reshape((r1 - r0, *e.shape[1:]) if e.shape else ())
-        return t if t.dtype == torch.float32 else t.float()
+        shape = (r1 - r0, *e.shape[1:]) if e.shape else ()
+        if length == 0:
+            return torch.empty(shape, dtype=torch.float32)
+        t = torch.frombuffer(m, dtype=dtype, count=length // _DTYPES[e.dtype][1],
+                             offset=start).reshape(shape)
+        if t.dtype == torch.float32:
+            return t
+        return _SCRATCH.get(key, t.numel(), torch.float32).view(shape).copy_(t)
+
+    def release(self, e: _Entry, r0: int, r1: int) -> None:
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start, length = self._span(e, r0, r1)
+        a0 = start - start % mmap.PAGESIZE
+        m = self._maps.get(e.file)
+        if m is not None and length:
+            # a page shared with a neighbouring block is simply read again if still needed
+            m.madvise(mmap.MADV_DONTNEED, a0, min(len(m), start + length) - a0)
 
 
 # ---------------------------------------------------------------- sums, per tensor
@@ -235,15 +300,28 @@ class TensorDiff:
     by_transform: dict[str, Tally] = field(default_factory=dict)
 
 
+_SUM_STEP = 1 << 20
+
+
 def _sum_products(a: Any, b: Any) -> float:
     """Σ a·b in float64 over blocks of 1M values (bounded extra memory, deterministic)."""
     a, b = a.reshape(-1), b.reshape(-1)
-    step = 1 << 20
+    step = _SUM_STEP
     return math.fsum(float(a[i:i + step].double().dot(b[i:i + step].double()))
                      for i in range(0, a.numel(), step))
 
 
+def _sum_double(a: Any, b: Any) -> float:
+    """`_sum_products` of operands already in float64: the same dots over the same slices,
+    so the same number bit for bit, without converting twice."""
+    step = _SUM_STEP
+    return math.fsum(float(a[i:i + step].dot(b[i:i + step])) for i in range(0, a.numel(), step))
+
+
+
+
 def _block_tally(transform: Any, info: Any, w: Any, s: Any, delta: Any) -> Tally | None:
+    """The definition, for any transform: quantize both, compare codes, sum in float64."""
     q_w = transform.quantize_tensor(info, w)
     if q_w is None:
         return None
@@ -253,6 +331,77 @@ def _block_tally(transform: Any, info: Any, w: Any, s: Any, delta: Any) -> Tally
     return Tally(n=w.numel(), flips=int((q_w.codes != q_s.codes).sum()),
                  dot=_sum_products(dq, delta), dd=_sum_products(delta, delta),
                  ee=_sum_products(err, err))
+
+
+def _fusable(transform: Any, info: Any) -> bool:
+    """RTN on rows that are the kernels' rows (nn.Linear, or MoE experts stacked) with a scale
+    per row or group: the codes are rtn_codes of the block as it lies."""
+    from .transforms.rtn import RtnTransform
+
+    return (isinstance(transform, RtnTransform) and transform.config.group_size != 0
+            and info.layout in ("linear", "experts"))
+
+
+def _fused_rtn_tally(transform: Any, w: Any, s: Any, delta64: Any, dd: float) -> Tally:
+    """`_block_tally` for RTN in one pass over the block: both codes into reused buffers,
+    flips as nonzero code differences, both dequantizations in place, then
+    Q(s) − Q(w) and Q(s) − s written over them. Every value is the definition's, computed by
+    the same operations in the same order, so the sums are too."""
+    import torch
+
+    from .transforms.rtn import rtn_codes
+
+    c, n = transform.config, w.numel()
+    args = (c.bits, c.group_size, c.grid, c.zero_point)
+    try:
+        cw = rtn_codes(w, *args, out=_SCRATCH.get("cw", n, torch.float32))
+        cs = rtn_codes(s, *args, out=_SCRATCH.get("cs", n, torch.float32))
+    except ValueError as exc:
+        raise RunError(f"rtn cannot quantize a tensor of shape {tuple(w.shape)}: {exc}") from exc
+    flips = int(torch.count_nonzero(torch.sub(cw.codes, cs.codes,
+                                              out=_SCRATCH.get("x", n, torch.float32)
+                                              .view(cw.codes.shape))))
+    q_w, q_s = cw.dequantize_().view(-1), cs.dequantize_().view(-1)
+    dq = torch.sub(q_s, q_w, out=q_w)
+    err = q_s.sub_(s.reshape(-1))
+    x64 = _SCRATCH.get("x64", n, torch.float64)
+    dot = _sum_double(x64.copy_(dq), delta64)
+    ee = _sum_double(x64.copy_(err), x64)
+    return Tally(n=n, flips=flips, dot=dot, dd=dd, ee=ee)
+
+
+@dataclass
+class _BlockResult:
+    dd: float
+    ww: float
+    tallies: dict[str, Tally]
+
+
+def _tally_block(info: Any, et: _Entry, es: _Entry, chosen: dict[str, Any],
+                 reader: _RowReader, r0: int, r1: int) -> _BlockResult:
+    import torch
+
+    w, s = reader.rows(et, r0, r1, "w"), reader.rows(es, r0, r1, "s")
+    try:
+        n = w.numel()
+        delta = torch.sub(s, w, out=_SCRATCH.get("delta", n, torch.float32).view(w.shape))
+        d64 = _SCRATCH.get("d64", n, torch.float64).copy_(delta.reshape(-1))
+        dd = _sum_double(d64, d64)
+        w64 = _SCRATCH.get("x64", n, torch.float64).copy_(w.reshape(-1))
+        ww = _sum_double(w64, w64)
+        tallies: dict[str, Tally] = {}
+        for label, t in chosen.items():
+            if _fusable(t, info) and w.dim() == 2:
+                tally: Tally | None = _fused_rtn_tally(t, w, s, d64, dd)
+            else:
+                tally = _block_tally(t, info, w, s, delta)
+            if tally is not None:
+                tallies[label] = tally
+    finally:
+        del w, s
+        reader.release(et, r0, r1)
+        reader.release(es, r0, r1)
+    return _BlockResult(dd, ww, tallies)
 
 
 def _layer_of(name: str) -> str:
@@ -271,8 +420,11 @@ def _row_blocks(shape: tuple[int, ...], chunk_elements: int, whole: bool) -> Ite
         yield r0, min(rows, r0 + per)
 
 
-def _diff_tensor(info: Any, et: _Entry, es: _Entry, transforms: dict[str, Any],
-                 reader: _RowReader, chunk_elements: int) -> TensorDiff | None:
+def _tensor_jobs(info: Any, et: _Entry, es: _Entry, transforms: dict[str, Any],
+                 reader: _RowReader, chunk_elements: int
+                 ) -> tuple[TensorDiff, list[Callable[[], _BlockResult]]] | None:
+    """The tensor's (empty) TensorDiff and one job per block of rows, or None when no
+    transform quantizes it or it is not a float tensor."""
     name = info.name
     chosen = {k: t for k, t in transforms.items() if t.selects(info)}
     if not chosen or et.dtype not in _DTYPES or es.dtype not in _DTYPES:
@@ -280,17 +432,44 @@ def _diff_tensor(info: Any, et: _Entry, es: _Entry, transforms: dict[str, Any],
     # a Conv1D weight's rows are its inputs: a scale spans all of them, so read it whole
     whole = info.layout != "linear" or not all(_row_local(t) for t in chosen.values())
     td = TensorDiff(name, _layer_of(name), math.prod(et.shape))
-    for r0, r1 in _row_blocks(et.shape, chunk_elements, whole):
-        w, s = reader.rows(et, r0, r1), reader.rows(es, r0, r1)
-        delta = s - w
-        td.dd += _sum_products(delta, delta)
-        td.ww += _sum_products(w, w)
-        for label, t in chosen.items():
-            tally = _block_tally(t, info, w, s, delta)
-            if tally is not None:
-                td.by_transform.setdefault(label, Tally()).add(tally)
-        del w, s, delta
-    return td
+    jobs = [lambda r0=r0, r1=r1: _tally_block(info, et, es, chosen, reader, r0, r1)
+            for r0, r1 in _row_blocks(et.shape, chunk_elements, whole)]
+    return td, jobs
+
+
+def _add_block(td: TensorDiff, block: _BlockResult) -> None:
+    td.dd += block.dd
+    td.ww += block.ww
+    for label, tally in block.tallies.items():
+        td.by_transform.setdefault(label, Tally()).add(tally)
+
+
+def _run_in_order(jobs: Iterator[tuple[TensorDiff, Callable[[], _BlockResult]]],
+                  threads: int) -> None:
+    """Run the block jobs on `threads` threads with a bounded window in flight (memory stays
+    a few blocks per thread) and add each result to its tensor in job order."""
+    if threads <= 1:
+        for td, job in jobs:
+            _add_block(td, job())
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="unlearnspec-diff") as pool:
+        window: deque = deque()
+        for td, job in jobs:
+            window.append((td, pool.submit(job)))
+            if len(window) >= 2 * threads:
+                done_td, fut = window.popleft()
+                _add_block(done_td, fut.result())
+        while window:
+            done_td, fut = window.popleft()
+            _add_block(done_td, fut.result())
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------- the report
@@ -454,26 +633,48 @@ def _covered_roles(target: Path, layout: dict[str, _Entry], built: dict[str, Any
 
 
 def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DEFAULT_TRANSFORMS,
-                     *, chunk_elements: int = CHUNK_ELEMENTS) -> DiffReport:
+                     *, chunk_elements: int = CHUNK_ELEMENTS,
+                     threads: int | None = None) -> DiffReport:
     """Stream both checkpoints tensor by tensor (in blocks of rows where the transforms
-    allow) and tally every transform in one pass. Raises DiffError for an unknown transform,
-    a directory without safetensors, or tensor names / shapes that differ."""
+    allow) and tally every transform in one pass, on `threads` threads (default: every CPU
+    this process may use; torch runs one intra-op thread per block meanwhile, so the numbers
+    are the same for any count). Raises DiffError for an unknown transform, a directory
+    without safetensors, or tensor names / shapes that differ."""
+    import torch
+
     if not transforms:
         raise DiffError("no transform to compare under; give at least one --transform")
+    if threads is not None and threads < 1:
+        raise DiffError(f"--threads must be at least 1, got {threads}")
     built = {label: parse_transform(label) for label in dict.fromkeys(transforms)}
     lt, ls = checkpoint_layout(Path(target)), checkpoint_layout(Path(subject))
     _check_layout(lt, ls, Path(target), Path(subject))
     infos = _covered_roles(Path(target), lt, built)
     tensors: list[TensorDiff] = []
     skipped: list[str] = []
+    intra = torch.get_num_threads()
     with ExitStack() as stack:
         reader = _RowReader(stack)
-        for name in sorted(infos):
-            td = _diff_tensor(infos[name], lt[name], ls[name], built, reader, chunk_elements)
-            if td is not None:
+
+        def jobs() -> Iterator[tuple[TensorDiff, Callable[[], _BlockResult]]]:
+            for name in sorted(infos):
+                got = _tensor_jobs(infos[name], lt[name], ls[name], built, reader,
+                                   chunk_elements)
+                if got is None:
+                    if any(t.selects(infos[name]) for t in built.values()):
+                        skipped.append(f"{name} ({lt[name].dtype}/{ls[name].dtype}: not a "
+                                       f"float tensor)")
+                    continue
+                td, blocks = got
                 tensors.append(td)
-            elif any(t.selects(infos[name]) for t in built.values()):
-                skipped.append(f"{name} ({lt[name].dtype}/{ls[name].dtype}: not a float tensor)")
+                for job in blocks:
+                    yield td, job
+
+        torch.set_num_threads(1)  # one thread per block: the same dots for any `threads`
+        try:
+            _run_in_order(jobs(), threads or default_threads())
+        finally:
+            torch.set_num_threads(intra)
     return DiffReport(str(target), str(subject), list(built), tensors, skipped)
 
 
