@@ -81,6 +81,19 @@ def _asdict(config: Any) -> Any:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
 
 
+def _unlearn_key_config(config: Any) -> Any:
+    """An unlearning config as its cache key sees it: options added later are left out
+    while at their defaults, so existing runs keep their keys."""
+    from ..unlearn.registry import KEY_DEFAULTS
+
+    out = _asdict(config)
+    if isinstance(out, dict):
+        for k, default in KEY_DEFAULTS.items():
+            if k in out and out[k] == default:
+                del out[k]
+    return out
+
+
 def _forget_texts(comp: Any, corpus: Any, packing: str) -> Any:
     """What a method unlearns: the corpus's raw forget texts packed as `packing` says
     (unlearn/sources.py), or (RT: `forget_data = "knowmem_questions"`) its KnowMem forget
@@ -263,7 +276,8 @@ class Run:
             comp = METHODS.get(ms.method)
             seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
             key = content_key(
-                "unlearn", ms.method, comp.target, _asdict(ms.config), self.model_key(ms.from_),
+                "unlearn", ms.method, comp.target, _unlearn_key_config(ms.config),
+                self.model_key(ms.from_),
                 self.data_key(self._unlearn_data(name)), seed, __version__,
                 getattr(comp.load(), "VERSION", "0"), self.device_type,
             )

@@ -11,6 +11,10 @@ from typing import Any, Literal, Union
 from ..registry import Component, Registry, build_config, check
 
 METHODS = Registry("unlearning method", "unlearnspec.methods")
+OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw", "paged_adamw_8bit")
+# options that change no number when left at their default: left out of cache keys then, so
+# adding them kept every existing unlearning run's key
+KEY_DEFAULTS = {"gradient_checkpointing": False, "optimizer": "adamw"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ class UnlearnConfig:
     sure: Any = None  # a SureConfig (a mapping in the spec), or None
     lr_schedule: Literal["constant", "linear"] = "constant"  # linear: decay to 0 at the end
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA only
+    # recompute each decoder layer's forward in the backward pass instead of keeping its
+    # activations (transformers' gradient checkpointing): memory for one more forward
+    gradient_checkpointing: bool = False
+    # adamw: torch.optim.AdamW; adamw_8bit / paged_adamw / paged_adamw_8bit: bitsandbytes'
+    # AdamW8bit (uint8 moments), PagedAdamW (CUDA unified memory), PagedAdamW8bit
+    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw", "paged_adamw_8bit"] = "adamw"
 
     def __post_init__(self) -> None:
         check(self.lr > 0, f"lr must be positive, got {self.lr}; the paper uses 1e-5 "
@@ -90,6 +100,11 @@ class UnlearnConfig:
               f"packing must be 'auto' (MUSE's windows on a MUSE directory, one example per "
               f"document elsewhere), 'windows' or 'documents', got {self.packing!r}", "packing")
         check(self.weight_decay >= 0, "weight_decay must be non-negative", "weight_decay")
+        check(isinstance(self.gradient_checkpointing, bool),
+              "gradient_checkpointing must be true or false", "gradient_checkpointing")
+        check(self.optimizer in OPTIMIZERS,
+              f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
+              "optimizer")
 
 
 @dataclass(frozen=True)

@@ -66,16 +66,21 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
              retain: list[str], out: Path, seed: int, dev: torch.device,
              progress: bool) -> dict:
     autocast = _autocast(config, dev)
+    _check_optimizer(config, dev, name)
     model, tokenizer = load_causal_lm(base, device=str(dev))
     forget_chunks = _pairs(impl.examples(forget.texts, config), tokenizer, config, name) \
         if hasattr(impl, "examples") else _chunks(forget, tokenizer, config, "forget", name)
     retain_chunks = _chunks(retain, tokenizer, config, "retain", name) \
         if impl.uses_retain else None
     ref = _reference(model, impl, autocast is not None)
+    if config.gradient_checkpointing:
+        _enable_checkpointing(model, name)
     pad = pad_id_of(tokenizer)
     if hasattr(impl, "start"):  # per-run state (RMU's random direction), drawn from the seed
         impl = impl.start(model, ref, config, seed)
     allowed = _allowed_parameters(model, impl, config)
+    memory = _memory_check(model, impl, config, forget_chunks, retain_chunks, dev,
+                           autocast is not None, name, progress, allowed)
 
     saliency = None
     if config.sure is not None:
@@ -111,6 +116,9 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
         "sure": saliency.to_log(config.sure) if saliency else None,
         "frozen_parameters_verified": len(frozen),
         "trained_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "memory_estimate": memory.to_log(),
+        "optimizer": config.optimizer,
+        "gradient_checkpointing": config.gradient_checkpointing,
         **({"finish": finished} if finished else {}),
     }
 
@@ -269,6 +277,66 @@ def _saliency(model: Any, impl: Any, ref: Any, forget: Chunks, config: UnlearnCo
     return sure_mod.Saliency(scores, threshold, selected)
 
 
+# ---------------------------------------------------------------- memory and optimizers
+
+
+def _check_optimizer(config: UnlearnConfig, dev: torch.device, name: str) -> None:
+    """Refuse, before loading anything, an optimizer this device cannot run as asked."""
+    if config.optimizer == "adamw":
+        return
+    if config.optimizer.startswith("paged") and dev.type != "cuda":
+        raise RunError(
+            f"unlearning with '{name}': optimizer {config.optimizer} pages its states between "
+            f"GPU and host memory through CUDA unified memory, and this run is on {dev}, "
+            f"where the states already live in host memory: paging would do nothing. Use "
+            f"optimizer: adamw_8bit (uint8 states, runs on CPU) or adamw, or run on CUDA.")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise RunError(f"unlearning with '{name}': optimizer {config.optimizer} comes from "
+                       f"bitsandbytes, which is not installed ({exc}); pip install "
+                       f"bitsandbytes, or use optimizer: adamw") from exc
+
+
+def _optimizer(params: list[Any], config: UnlearnConfig) -> Any:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    import bitsandbytes as bnb
+
+    cls = {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw": bnb.optim.PagedAdamW,
+           "paged_adamw_8bit": bnb.optim.PagedAdamW8bit}[config.optimizer]
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _enable_checkpointing(model: Any, name: str) -> None:
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise RunError(f"unlearning with '{name}': gradient_checkpointing was asked for, but "
+                       f"{type(model).__name__} does not support it in transformers; set "
+                       f"gradient_checkpointing: false")
+    # non-reentrant: works when the inputs need no grad (SURE freezes most parameters)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+
+
+def _memory_check(model: Any, impl: Any, config: UnlearnConfig, forget: Chunks,
+                  retain: Chunks | None, dev: torch.device, bf16: bool, name: str,
+                  progress: bool, allowed: set[str] | None) -> Any:
+    """Estimate the run's memory, print it (with progress on), refuse when it cannot fit."""
+    import sys
+
+    from . import memory
+
+    seq = max([len(c) for c in forget.ids] + ([len(c) for c in retain.ids] if retain else []))
+    trained = sum(p.numel() for n, p in model.named_parameters()
+                  if allowed is None or n in allowed)
+    est = memory.estimate(model, config, trained=trained, needs_reference=impl.needs_reference,
+                          uses_retain=impl.uses_retain, seq_len=seq, bf16=bf16, device=dev)
+    if progress and sys.__stderr__ is not None:
+        print(f"unlearn {name}: memory estimate: {est.describe()}", file=sys.__stderr__)
+    memory.check_fits(est, name)
+    return est
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -276,7 +344,7 @@ def _train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch |
            config: UnlearnConfig, steps: int, dev: torch.device, autocast: Any,
            progress: bool, name: str) -> list[dict[str, float]]:
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _optimizer(params, config)
     schedule = (lambda s: 1.0) if config.lr_schedule == "constant" \
         else (lambda s: max(0.0, 1.0 - s / steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
