@@ -81,6 +81,12 @@ def _asdict(config: Any) -> Any:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
 
 
+def _device_map(strategy: str, device: str) -> Any:
+    """accelerate's strategy over the GPUs when the run is on CUDA; on a CPU run every layer
+    goes to the CPU (accelerate would otherwise still place them on a visible GPU)."""
+    return strategy if device.startswith("cuda") else {"": device}
+
+
 def _unlearn_key_config(config: Any) -> Any:
     """An unlearning config as its cache key sees it: options added later are left out
     while at their defaults, so existing runs keep their keys."""
@@ -268,10 +274,12 @@ class Run:
             if commit is not None:
                 # the commit the branch/tag resolved to, not the spec's `revision:` (None
                 # or a branch can move on the hub: a stale cache entry must not be reused)
-                key = content_key("hub", ms.path, commit, ms.dtype)
+                key = content_key("hub", ms.path, commit, ms.dtype,
+                                  *([ms.device_map] if ms.device_map else []))
             else:  # by content, memoized by stat stamp (engine/fingerprint.py)
                 files = directory_fingerprint(path, self.cache)
-                key = content_key("path", str(path.resolve()), files, ms.dtype)
+                key = content_key("path", str(path.resolve()), files, ms.dtype,
+                                  *([ms.device_map] if ms.device_map else []))
         else:
             comp = METHODS.get(ms.method)
             seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
@@ -431,9 +439,11 @@ class Run:
         import torch
 
         dtype = getattr(torch, ms.dtype) if ms.dtype else None
+        placement = {"device_map": _device_map(ms.device_map, self.device)} \
+            if getattr(ms, "device_map", None) else {}
         m, tok = load_causal_lm(path, device=self.device, dtype=dtype, revision=ms.revision,
                                 allow_pickle=ms.allow_pickle,
-                                trust_remote_code=ms.trust_remote_code)
+                                trust_remote_code=ms.trust_remote_code, **placement)
         self.stats["loaded"] += 1
         return m, tok
 

@@ -28,7 +28,10 @@ from .yamlload import MAX_BYTES, LocDict, LocList, load_yaml, too_large
 TOP_KEYS = ("version", "seed", "settings", "data", "models", "transforms", "metrics", "claims")
 DATA_KEYS = ("builtin", "path", "revision")
 MODEL_SOURCES = ("builtin", "path", "unlearn")
-MODEL_PATH_KEYS = ("path", "revision", "allow_pickle", "trust_remote_code", "dtype", "tokenizer")
+MODEL_PATH_KEYS = ("path", "revision", "allow_pickle", "trust_remote_code", "dtype", "tokenizer",
+                   "device_map")
+# accelerate's placement strategies: spread a model over every GPU (then CPU) by free memory
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 MODEL_DTYPES = ("auto", "float32", "float16", "bfloat16")
 CLAIM_KEYS = ("name", "subjects", "assert", "xfail", "confidence")
 CONFIDENCE_FIX = "write a level between 0.5 and 1, e.g. confidence: 0.95"
@@ -336,6 +339,14 @@ class _Loader:
                 self.fail_value(e, "dtype", f"{where}: dtype must be one of "
                                 f"{', '.join(MODEL_DTYPES)}, got {dtype!r}",
                                 did_you_mean(str(dtype), MODEL_DTYPES))
+        device_map = None
+        if "device_map" in e:
+            device_map = e["device_map"]
+            if device_map not in DEVICE_MAPS:
+                self.fail_value(e, "device_map", f"{where}: device_map must be one of "
+                                f"{', '.join(DEVICE_MAPS)} (accelerate places the layers over "
+                                f"the GPUs), got {device_map!r}",
+                                did_you_mean(str(device_map), DEVICE_MAPS))
         revision = self.string(e, "revision", where) if "revision" in e else None
         path = self.local_or_hub(e, where)
         tokenizer = None
@@ -355,7 +366,7 @@ class _Loader:
             self.fail_key(e, "tokenizer", f"{where}: 'tokenizer' applies to .gguf models (a "
                           f"checkpoint directory carries its own tokenizer)", "remove it")
         return ModelSpec(name, loc, "path", path=path, revision=revision, dtype=dtype,
-                         tokenizer=tokenizer, **flags)
+                         tokenizer=tokenizer, device_map=device_map, **flags)
 
     def unlearn_model(self, name: str, e: LocDict, loc: Location, where: str,
                       data: dict[str, DataSpec]) -> ModelSpec:

@@ -102,6 +102,7 @@ class ModelSpec:
     allow_pickle: bool = False
     trust_remote_code: bool = False
     dtype: str | None = None
+    device_map: str | None = None  # accelerate's placement over several GPUs ("auto", ...)
     tokenizer: str | None = None  # a tokenizer directory for a `.gguf` path (else its metadata)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..bench.names import BUILTIN_DATA, BUILTIN_MODELS
 from .claims import NAME_RE, RESERVED
-from .loader import MODEL_DTYPES
+from .loader import DEVICE_MAPS, MODEL_DTYPES
 from .model import SPEC_VERSION, Settings
 from .options import field_default, field_hints, is_missing, json_schema
 
@@ -156,6 +156,7 @@ def _model(methods: Any) -> dict[str, Any]:
                         "allow_pickle": {"type": "boolean", "default": False},
                         "trust_remote_code": {"type": "boolean", "default": False},
                         "dtype": {"enum": list(MODEL_DTYPES)},
+                        "device_map": {"enum": list(DEVICE_MAPS)},
                         "tokenizer": {"type": "string", "minLength": 1}}},
         unlearn,
     ]}
