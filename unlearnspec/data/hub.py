@@ -123,15 +123,25 @@ def corpus_from_hub(repo_id: str, cache_dir: str | Path, *, revision: str | None
 def load_corpus(source: str | Path, cache_dir: str | Path, *,
                 revision: str | None = None) -> Corpus:
     """A corpus from a local MUSE-layout directory, a local hub-layout directory, or a hub id;
-    or RWKU: a per-target directory, or `<hub id or local copy>#<target>` (see data.rwku)."""
-    from . import rwku
+    or RWKU: a per-target directory, or `<hub id or local copy>#<target>` (see data.rwku); or
+    TOFU: `<hub id or local copy>#forget10[:llama2]` (see data.tofu)."""
+    from . import rwku, tofu
 
     source, _, target = str(source).partition("#")  # RWKU: "jinzhuoran/RWKU#Stephen King"
     path = Path(source)
+    tofu_split = tofu.parse_fragment(target) if target else None  # "locuslab/TOFU#forget10"
+    if tofu_split:
+        if path.is_dir():
+            return Corpus(tofu.corpus_from_tofu(path, *tofu_split, cache_dir))
+        return Corpus(tofu.tofu_from_hub(source, *tofu_split, cache_dir, revision=revision))
     if target:
         if path.is_dir():
             return Corpus(rwku.corpus_from_rwku_snapshot(path, target, cache_dir))
         return Corpus(rwku.rwku_from_hub(source, target, cache_dir, revision=revision))
+    if path.is_dir() and tofu.is_tofu_dir(path):
+        raise RunError(f"{source} is a TOFU dataset: say which forget split to unlearn after "
+                       f"'#', e.g. '{source}#forget10' (or '#forget10:llama2' for Llama-2's "
+                       f"[INST] template)")
     if path.is_dir() and rwku.is_rwku_target_dir(path):
         return Corpus(rwku.corpus_from_rwku(path, cache_dir))
     if path.is_dir():

@@ -643,12 +643,19 @@ class Run:
         comp = METRICS.get(ms.kind)
         if "weights" in comp.tags:
             return []
-        if ms.kind == "privleak":
-            needs = [m]
-            if ms.config.auc_retrain is None:
-                needs.append(Measurement(m.metric, ms.config.reference, exclude=m.exclude))
-            return needs
-        return [m]
+        ref = self._reference_model(m.metric)
+        return [m, Measurement(m.metric, ref, exclude=m.exclude)] if ref else [m]
+
+    def _reference_model(self, metric: str) -> str | None:
+        """The model whose full-precision raw measurement a "reference" metric combines with
+        the subject's (PrivLeak's retrain AUC, TOFU forget quality's retain truth ratios);
+        None when it needs none (privleak with a given `auc_retrain`)."""
+        ms = self.spec.metrics[metric]
+        if "reference" not in METRICS.get(ms.kind).tags:
+            return None
+        if getattr(ms.config, "auc_retrain", None) is not None:
+            return None
+        return ms.config.reference
 
     def measurement_key(self, m: Measurement, *, raw: bool = False) -> str:
         ms = self.spec.metrics[m.metric]
@@ -663,9 +670,9 @@ class Run:
             parts.append(["exclude", self._exclusion_key(m.exclude)])
         if "weights" in comp.tags:
             parts.append(self.model_key(self._weights_reference(m)))
-        elif ms.kind == "privleak" and not raw and ms.config.auc_retrain is None:
-            parts.append(self.measurement_key(Measurement(m.metric, ms.config.reference,
-                                                          exclude=m.exclude), raw=True))
+        elif not raw and (ref := self._reference_model(m.metric)):
+            parts.append(self.measurement_key(Measurement(m.metric, ref, exclude=m.exclude),
+                                              raw=True))
         return content_key(*parts)
 
     def metric_identity(self, metric: str) -> str:
@@ -716,6 +723,13 @@ class Run:
                 value=privleak_score(auc.value, auc_ref), n=auc.n, per_sample=auc.per_sample,
                 details={**auc.details, "auc": auc.value, "auc_retrain": auc_ref},
             )
+        if "reference" in comp.tags:  # the metric module says how the two combine
+            import importlib
+
+            ref = self._reference_model(m.metric)
+            combine = importlib.import_module(comp.target.partition(":")[0]).combine_reference
+            return combine(self._raw(m), self._raw(Measurement(m.metric, ref, exclude=m.exclude)),
+                           ms.config)
         return self._raw(m)
 
     def _weights_reference(self, m: Measurement) -> str:

@@ -269,3 +269,65 @@ METRICS.add(Component("truthfulqa_mc1", TruthfulQAConfig,
                       tags=frozenset({"utility"}), unit="percent"))
 METRICS.add(Component("triviaqa", TriviaQAConfig, "unlearnspec.metrics.utility:qa_f1_score",
                       tags=frozenset({"utility"}), unit="percent"))
+
+
+# --- TOFU (Maini et al., 2024): the metric's data must be a TOFU corpus (see data.tofu)
+
+TofuSplit = Literal["forget", "retain", "real_authors", "world_facts"]
+
+
+@dataclass(frozen=True)
+class TofuUtilityConfig:
+    """Options every TOFU metric shares, defaulted as TOFU's `config/eval_everything.yaml`:
+    answers (and generations, prompt included) cut at `max_length` 200 tokens; the first
+    `limit` 300 records of each split (`ds_size`; None: all, as open-unlearning evaluates);
+    `budget: batch` gives each generation TOFU's left-padded budget within batches of
+    `eval_batch_size` 30, `budget: prompt` 200 − its own prompt length (see metrics/tofu.py)."""
+
+    max_length: int = 200
+    limit: int | None = 300
+    eval_batch_size: int = 30
+    budget: Literal["batch", "prompt"] = "batch"
+
+    def __post_init__(self) -> None:
+        check(self.max_length >= 2, "max_length must be at least 2 tokens", "max_length")
+        check(self.limit is None or self.limit > 0, "limit must be positive (or null: all "
+              "records)", "limit")
+        check(self.eval_batch_size >= 1, "eval_batch_size must be at least 1",
+              "eval_batch_size")
+        check(self.budget in ("batch", "prompt"), "budget must be 'batch' (TOFU's: max_length "
+              "counts the left-padded batch) or 'prompt'", "budget")
+
+
+@dataclass(frozen=True)
+class TofuSplitConfig(TofuUtilityConfig):
+    """A TOFU number on one split: `forget`, `retain`, `real_authors` or `world_facts`."""
+
+    split: TofuSplit = "forget"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.split in ("forget", "retain", "real_authors", "world_facts"),
+              "split must be 'forget', 'retain', 'real_authors' or 'world_facts'", "split")
+
+
+@dataclass(frozen=True)
+class TofuForgetQualityConfig(TofuUtilityConfig):
+    """Forget quality: the KS test's p-value of the subject's forget truth ratios against
+    those of model `reference` (at full precision; TOFU's retain model)."""
+
+    reference: str = "retrain"
+
+
+for _kind, _cfg, _fn in (("tofu_prob", TofuSplitConfig, "tofu_prob"),
+                         ("tofu_rouge", TofuSplitConfig, "tofu_rouge"),
+                         ("tofu_truth_ratio", TofuSplitConfig, "tofu_truth_ratio")):
+    METRICS.add(Component(_kind, _cfg, f"unlearnspec.metrics.tofu:{_fn}",
+                          tags=frozenset({"data"}), unit="fraction"))
+METRICS.add(Component("tofu_forget_quality", TofuForgetQualityConfig,
+                      "unlearnspec.metrics.tofu:tofu_forget_truth_ratios",
+                      tags=frozenset({"data", "reference"}), unit="p-value"))
+METRICS.add(Component("tofu_model_utility", TofuUtilityConfig,
+                      "unlearnspec.metrics.tofu:tofu_model_utility",
+                      tags=frozenset({"data"}), unit="fraction"))
+
