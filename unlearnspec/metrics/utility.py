@@ -145,6 +145,10 @@ def _own_examples(config: MultipleChoiceConfig) -> list[ChoiceItem] | None:
 
 def mmlu(model: Any, tokenizer: Any, corpus: Any, config: MultipleChoiceConfig, *,
          batch_size: int | str = 32) -> MetricResult:
+    if config.protocol == "lm_eval":
+        from .lmeval import mmlu_lm_eval
+
+        return mmlu_lm_eval(model, tokenizer, config, batch_size=batch_size)
     path = Path(config.path)
     if config.protocol == "loglik":
         shots, items = _split_shots(config, _choice_item)
