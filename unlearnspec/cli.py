@@ -42,7 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     items = [(c, s) for c in spec.claims for s in c.subjects]
     for claim, subject in items:
         run.plan(run.measurements_of(claim, subject))
-    failed = 0
+    failed = undecided = 0
     values: dict[str, float] = {}
     for claim, subject in items:
         name = f"{claim.name}[{subject}]"
@@ -53,13 +53,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         values.update(dict(verdict.terms))
-        if verdict.passed:
+        if verdict.outcome == "inconclusive":  # never an expected failure
+            word = "INCONC"
+            undecided += 1
+        elif verdict.passed:
             word = "XPASS" if claim.xfail else "PASS"
         else:
             word = "XFAIL" if claim.xfail else "FAIL"
             failed += 0 if claim.xfail else 1
         print(f"{word:6} {name}  (margin {verdict.margin:+.3g})")
-        if word in ("FAIL", "XFAIL") and not args.quiet:
+        if word in ("FAIL", "XFAIL", "INCONC") and not args.quiet:
             print("       " + verdict.explain().replace("\n", "\n       "))
     for m, r in run.results().items():
         values.setdefault(m.label(), r.value)
@@ -68,7 +71,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        for k in ("trained", "unlearned", "transformed", "measured"))
     print(f"computed: {counts}")
     run.close()
-    return 1 if failed else 0
+    # the same policy as the plugin's --unlearn-inconclusive (docs/report.md)
+    if failed or (undecided and args.inconclusive == "fail"):
+        return 1
+    return 6 if undecided and args.inconclusive == "distinct" else 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -149,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", default=".unlearnspec")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto")
     r.add_argument("-q", "--quiet", action="store_true")
+    r.add_argument("--inconclusive", choices=("fail", "pass", "distinct"), default="fail",
+                   help="what an inconclusive claim does to the exit code: fail (1), pass "
+                        "(0), distinct (6 when nothing else failed)")
     r.set_defaults(func=_cmd_run)
     rp = sub.add_parser("report", help="HTML / Markdown / merged JSON from run reports "
                         "(several CI shards are merged first)")

@@ -34,6 +34,10 @@ OPT_MARKDOWN = "--unlearn-markdown"
 OPT_BASELINE = "--unlearn-baseline"
 OPT_SAVE_BASELINE = "--unlearn-save-baseline"
 OPT_SHARD = "--unlearn-shard"
+OPT_INCONCLUSIVE = "--unlearn-inconclusive"
+# what an inconclusive claim does to the run (docs/report.md, "Inconclusive claims and CI")
+INCONCLUSIVE_POLICIES = ("fail", "pass", "distinct")
+EXIT_INCONCLUSIVE = 6  # `distinct`: the only claims that did not pass are inconclusive
 SPEC_SUFFIX = ".unlearn.yaml"
 PROP_PREFIX = "unlearnspec."  # user_properties that are bookkeeping, not metric values
 
@@ -51,6 +55,7 @@ class PluginState:
     started: float = 0.0
     baseline_path: str | None = None
     shard: tuple[int, int] | None = None
+    inconclusive: str = "fail"  # the --unlearn-inconclusive policy
 
     def run_for(self, spec: "Spec", items: list[pytest.Item]) -> "Run":
         path = spec.path
@@ -99,6 +104,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(OPT_SHARD, default=None, metavar="I/N",
                     help="run only shard I of N (1-based): subjects are dealt round-robin, so "
                          "each shard owns whole subjects and their artifacts")
+    group.addoption(OPT_INCONCLUSIVE, default="fail", choices=INCONCLUSIVE_POLICIES,
+                    help="what a claim whose confidence interval straddles its comparison "
+                         "does to the run: fail (default: the item fails, exit 1), pass (the "
+                         "item passes, still reported INCONCLUSIVE), distinct (the item fails; "
+                         f"a run whose only non-passing claims are inconclusive exits "
+                         f"{EXIT_INCONCLUSIVE} instead of 1)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -127,6 +138,7 @@ def pytest_configure(config: pytest.Config) -> None:
         device=_worker_device(config), progress=not quiet, started=time.time(),
         baseline_path=config.getoption("unlearn_baseline"),
         shard=_parse_shard(config.getoption("unlearn_shard")),
+        inconclusive=config.getoption("unlearn_inconclusive"),
     )
     config.stash[STATE] = state
     config.pluginmanager.register(_Collector(state), "unlearnspec-collector")
@@ -266,7 +278,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if record is not None and report.when == "call":
         # a plain attribute of the report: xdist serialises it to the controller
         report.unlearnspec = record
+        if _inconclusive(record):
+            # neither an expected failure nor an unexpected pass: its own outcome, which
+            # the policy turns into a failed or a passed item
+            if hasattr(report, "wasxfail"):
+                del report.wasxfail
+            policy = item.config.stash[STATE].inconclusive
+            report.outcome = "passed" if policy == "pass" else "failed"
     return report
+
+
+def _interval_json(verdict: Any) -> dict[str, Any] | None:
+    return verdict.interval.to_json() if verdict.interval is not None else None
+
+
+def _inconclusive(record: dict[str, Any] | None) -> bool:
+    verdict = (record or {}).get("verdict") or {}
+    return verdict.get("outcome") == "inconclusive"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
+                             ) -> tuple[str, str, Any] | None:
+    """An inconclusive claim is counted, lettered (I) and named in pytest's own summary."""
+    if report.when == "call" and _inconclusive(getattr(report, "unlearnspec", None)):
+        return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
+    return None
 
 
 class ClaimFailed(AssertionError):
@@ -320,10 +356,24 @@ class ClaimItem(pytest.Item):
         for label, m in record["measurements"].items():
             self.user_properties.append((label, m["result"]["value"]))
         self.user_properties.append((f"{PROP_PREFIX}margin", verdict.margin))
-        record["verdict"] = {"passed": verdict.passed, "lhs": verdict.lhs, "rhs": verdict.rhs,
+        self.user_properties.append((f"{PROP_PREFIX}outcome", verdict.outcome))
+        interval = _interval_json(verdict)
+        if interval is not None:
+            self.user_properties.append((f"{PROP_PREFIX}interval",
+                                         f"[{interval['low']:.6g}, {interval['high']:.6g}] at "
+                                         f"{interval['confidence']:g}"))
+        record["verdict"] = {"passed": verdict.passed, "outcome": verdict.outcome,
+                             "lhs": verdict.lhs, "rhs": verdict.rhs,
                              "margin": verdict.margin, "explanation": explanation,
-                             "terms": [label for label, _ in verdict.terms]}
+                             "terms": verdict.term_labels(),
+                             "interval": interval, "aggregate": verdict.aggregate,
+                             "seeds": [{"seed": seed, "outcome": v.outcome, "lhs": v.lhs,
+                                        "rhs": v.rhs, "margin": v.margin,
+                                        "interval": _interval_json(v)}
+                                       for seed, v in verdict.per_seed] or None}
         if verdict.outcome == "inconclusive":  # never an expected failure (xfail)
+            if state.inconclusive == "pass":
+                return
             raise ClaimInconclusive(explanation)
         if not verdict.passed:
             raise ClaimFailed(explanation)
@@ -375,6 +425,8 @@ class _Collector:
 
 
 def _outcome(report: pytest.TestReport) -> str:
+    """pytest's outcome of the item (an inconclusive claim: failed, or passed under
+    --unlearn-inconclusive=pass); the record's `status` says inconclusive."""
     if hasattr(report, "wasxfail"):
         return "xpassed" if report.passed else "xfailed"
     return report.outcome
@@ -398,6 +450,27 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line(f"computed this session: {counts}")
     for path in _write_reports(config, state):
         tr.write_line(f"unlearnspec report: {path}")
+    undecided = [r for r in state.records if _inconclusive(r)]
+    if undecided:
+        # pytest lists them under their own category, not under FAILURES: say why here
+        tr.write_sep("-", f"{len(undecided)} inconclusive (policy: {state.inconclusive})")
+        for r in undecided:
+            tr.write_line(f"INCONCLUSIVE {r['nodeid']}")
+            tr.write_line("    " + r["verdict"]["explanation"].replace("\n", "\n    "))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under `--unlearn-inconclusive=distinct`, a run that failed only because claims were
+    inconclusive exits EXIT_INCONCLUSIVE, so CI can tell 'not enough evidence' from 'false'."""
+    state = session.config.stash.get(STATE, None)
+    if state is None or state.inconclusive != "distinct" or _is_xdist_worker(session.config):
+        return
+    if exitstatus != pytest.ExitCode.TESTS_FAILED:
+        return
+    undecided = sum(1 for r in state.records if _inconclusive(r))
+    if undecided and session.testsfailed == undecided:
+        session.exitstatus = EXIT_INCONCLUSIVE
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:

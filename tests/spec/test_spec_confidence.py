@@ -79,5 +79,57 @@ def test_an_inconclusive_verdict_explains_its_interval() -> None:
     first, second = v.explain().splitlines()[:2]
     assert first == ("knowmem_retain[ga_gdr] = 74.9  vs  0.8 * knowmem_retain[target] = 76.0"
                      "  (margin -1.1, 95% interval [-4.2, 2.5])")
-    assert "INCONCLUSIVE" in second and "2000 resamples of 60 samples of knowmem_retain" \
-        in second
+    assert "INCONCLUSIVE" in second and \
+        "2000 bootstrap resamples of 60 samples of knowmem_retain" in second
+
+
+# ---------------------------------------------------------------- seeds
+
+GA = "  ga_klr: {unlearn: ga_klr, from: target, lr: 2.0e-5, epochs: 15}\n"
+SEEDED = TINY.replace(GA, "  ga_klr: {unlearn: ga_klr, from: target, lr: 2.0e-5, epochs: 15, "
+                          "seeds: [0, 1, 2]}\n")
+
+
+def test_seeds_make_one_model_per_seed(write_spec) -> None:
+    spec = load_spec(write_spec(SEEDED))
+    group = spec.models["ga_klr"]
+    assert group.seeds == (0, 1, 2)
+    children = [spec.models[f"ga_klr.seed{s}"] for s in (0, 1, 2)]
+    assert [c.seed_of for c in children] == ["ga_klr"] * 3
+    # the spec's own seed (0) is left implicit, so ga_klr.seed0 is the same artifact (same
+    # cache key) as the unseeded ga_klr of this spec
+    assert [c.config.seed for c in children] == [None, 1, 2]
+    unseeded = load_spec(write_spec(TINY)).models["ga_klr"]
+    assert children[0].config == unseeded.config
+    assert all(c.method == "ga_klr" and c.from_ == "target" for c in children)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace("seeds: [0, 1, 2]", "seeds: [0, 0]"), "lists a seed twice"),
+    (lambda t: t.replace("seeds: [0, 1, 2]", "seeds: []"), "non-empty list of integers"),
+    (lambda t: t.replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2], seed: 4"),
+     "has both 'seed' and 'seeds'"),
+    (lambda t: t.replace("  npo_sure: {unlearn: npo_klr, from: target,",
+                         "  npo_sure: {unlearn: npo_klr, from: ga_klr,"),
+     "unlearned from 'ga_klr', which is a group of 3 seeds.*from: ga_klr.seed0"),
+    (lambda t: t.replace(UTILITY, UTILITY.replace("subjects: [ga_klr]",
+                                                  "subjects: [npo_sure]").replace(
+        "knowmem_retain(target)", "knowmem_retain(ga_klr)")),
+     "names 'ga_klr', a group of seeds.*'npo_sure' does not have the same seeds"),
+    (lambda t: t.replace(UTILITY, UTILITY + "    aggregate: mode\n"),
+     "'aggregate' must be one of every, mean, median"),
+    (lambda t: t.replace(UTILITY, UTILITY.replace("[ga_klr]", "[npo_sure]") +
+                         "    aggregate: mean\n"), "none of its subjects has seeds"),
+    (lambda t: t.replace("  retrain: {builtin: tiny/retrain}\n",
+                         "  retrain: {builtin: tiny/retrain}\n  ga_klr.seed1: "
+                         "{builtin: tiny/retrain}\n"), "taken by a seed of model 'ga_klr'"),
+])
+def test_seed_mistakes(write_spec, change, message) -> None:
+    with pytest.raises(SpecError, match="(?s)" + message):
+        load_spec(write_spec(change(SEEDED)))
+
+
+def test_a_claim_names_its_aggregate(write_spec) -> None:
+    got = claims(write_spec, SEEDED.replace(UTILITY, UTILITY + "    aggregate: mean\n"))
+    assert got["utility-kept"].aggregate == "mean"
+    assert got["no-recovery-rtn4"].aggregate == "every"

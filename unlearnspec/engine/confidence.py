@@ -117,14 +117,15 @@ class Bootstrap:
 
 
 def with_interval(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str,
-                  verdict: Verdict) -> Verdict:
-    """`verdict` decided on the claim's confidence interval instead of its point estimate."""
+                  verdict: Verdict, term: Any = None) -> Verdict:
+    """`verdict` decided on the claim's confidence interval instead of its point estimate.
+    `term` gives a reference's replicates (default: `boot.term`; over seeds: their mean)."""
     import numpy as np
 
     assert claim.confidence is not None
     exclude = run.claim_exclusions(claim)
     lhs, rhs = replicate_sides(claim.expr, subject,
-                               lambda ref: boot.term(ref, subject, exclude))
+                               term or (lambda ref: boot.term(ref, subject, exclude)))
     values = margins(claim.expr.op, np.broadcast_to(lhs, (boot.replicates,)),
                      np.broadcast_to(rhs, (boot.replicates,)))
     bad = int((~np.isfinite(values)).sum())
@@ -135,19 +136,24 @@ def with_interval(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str,
             f"term that is 0 on some resamples); rewrite the claim without that division")
     low, high = percentile_interval(values, claim.confidence)
     used = _spaces_of(run, boot, claim, subject)
-    interval = Interval(low, high, claim.confidence, boot.replicates,
-                        "; ".join(boot.described[s] for s in sorted(used)))
+    parts = [boot.described[s] + (f", paired over {n} terms" if n > 1 else "")
+             for s, n in sorted(used.items())]
+    samples = "; ".join(parts) + ("  (independent sets, resampled independently)"
+                                  if len(parts) > 1 else "")
+    interval = Interval(low, high, claim.confidence, boot.replicates, samples)
     outcome = decide(claim.expr.op, low, high, EQ_TOLERANCE)
     return replace(verdict, interval=interval, decided=outcome, passed=outcome == "pass")
 
 
-def _spaces_of(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str) -> set[str]:
-    """The sample spaces the claim's terms were resampled over (for the explanation)."""
-    out: set[str] = set()
-    for m in run.measurements_of(claim, subject):
+def _spaces_of(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str
+               ) -> dict[str, int]:
+    """The sample spaces the claim's terms were resampled over, each with how many distinct
+    measurements shared its resamples (for the explanation)."""
+    out: dict[str, int] = {}
+    for m in sorted(set(run.measurements_of(claim, subject))):
         stat = resample.statistic(run.spec.metrics[m.metric].kind,
                                   METRICS.get(run.spec.metrics[m.metric].kind).tags)
         space = boot._mean_space(m) if stat == "mean" else boot._documents_space(m)
         if space in boot.described:
-            out.add(space)
+            out[space] = out.get(space, 0) + 1
     return out

@@ -220,6 +220,7 @@ class Run:
         if name in self._model_paths:
             return self._model_paths[name]
         ms = self.spec.models[name]
+        self._not_a_group(name)
         if ms.source == "builtin":
             from ..bench import ensure_model
             from ..bench.build import TRAINED
@@ -254,6 +255,7 @@ class Run:
         if name in self._model_keys:
             return self._model_keys[name]
         ms = self.spec.models[name]
+        self._not_a_group(name)
         if ms.source == "builtin":
             path = Path(self.model_path(name))
             digests = {p.name: file_digest(p) for p in sorted(path.glob("*.safetensors"))}
@@ -304,6 +306,15 @@ class Run:
                          tokenizer=Path(ms.tokenizer) if ms.tokenizer else None)
         except RunError as exc:
             raise RunError(f"{ms.loc}: model '{name}': {exc}") from exc
+
+    def _not_a_group(self, name: str) -> None:
+        ms = self.spec.models[name]
+        if ms.seeds:
+            from ..spec.model import seed_model_name
+
+            raise RunError(f"{ms.loc}: model '{name}' is a group of {len(ms.seeds)} seeds "
+                           f"{list(ms.seeds)}, not one model; where one model is meant, name "
+                           f"a seed, e.g. {seed_model_name(name, ms.seeds[0])}")
 
     def resolved_revision(self, name: str) -> str | None:
         """The hub commit a `path:` model was loaded at (None for local directories and
@@ -828,7 +839,12 @@ class Run:
     # ------------------------------------------------------------------ claims
     def measurements_of(self, claim: ClaimSpec, subject: str) -> list[Measurement]:
         """Every measurement a claim needs for one subject (for planning); `baseline` terms
-        are read from the stored run, not measured."""
+        are read from the stored run, not measured. A seeded subject needs each seed's."""
+        from .seeds import expand
+
+        pairs = expand(self, claim, subject)
+        if len(pairs) > 1 or pairs[0][1] != subject:
+            return [m for c, s in pairs for m in self.measurements_of(c, s)]
         exclude = self.claim_exclusions(claim)
         return [self.measurement_of(ref, subject, exclude) for ref in _refs(claim.expr)
                 if ref.model != BASELINE]
@@ -899,6 +915,15 @@ class Run:
         return result.value
 
     def evaluate(self, claim: ClaimSpec, subject: str) -> Any:
+        """The claim's verdict for `subject`; over a seeded subject, combined over its seeds
+        (engine/seeds.py)."""
+        from .seeds import evaluate_seeded, seeded
+
+        if seeded(self, subject):
+            return evaluate_seeded(self, claim, subject)
+        return self.evaluate_one(claim, subject)
+
+    def evaluate_one(self, claim: ClaimSpec, subject: str) -> Any:
         from ..spec import evaluate_claim
 
         self.check_same_tokenizer(claim, subject)
@@ -912,11 +937,17 @@ class Run:
                 for (label, value), ref in zip(verdict.terms, verdict.refs)))
         if claim.confidence is None:
             return verdict
-        from .confidence import Bootstrap, with_interval
+        from .confidence import with_interval
 
+        return with_interval(self, self.bootstrap(), claim, subject, verdict)
+
+    def bootstrap(self) -> Any:
+        """The run's resample indices (engine/confidence.py), drawn on first use."""
         if self._bootstrap is None:
+            from .confidence import Bootstrap
+
             self._bootstrap = Bootstrap(self)
-        return with_interval(self, self._bootstrap, claim, subject, verdict)
+        return self._bootstrap
 
     def tokenizer_fingerprint(self, model: str) -> str:
         if model not in self._tokenizers:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 from ..errors import UnlearnSpecError
 
 LABEL = re.compile(r"(?P<metric>[A-Za-z0-9_.\-]+)\[(?P<model>[^\]@]+?)(?: @ (?P<transform>[^\]]+))?\]")
-STATUSES = ("pass", "fail", "error", "xfail", "xpass")
+STATUSES = ("pass", "fail", "inconclusive", "error", "xfail", "xpass")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -62,6 +62,18 @@ def as_float(value: Any) -> float | None:
     return None
 
 
+def fmt_margin(verdict: Mapping[str, Any] | None) -> str:
+    """'-1.1' or, for a claim decided on a confidence interval, '-1.1, 95% [-4.2, 2.5]';
+    '' without a verdict."""
+    if not verdict or verdict.get("margin") is None:
+        return ""
+    text = fmt(verdict["margin"])
+    iv = verdict.get("interval")
+    if isinstance(iv, Mapping):
+        text += f", {100 * float(iv['confidence']):.0f}% [{fmt(iv['low'])}, {fmt(iv['high'])}]"
+    return text
+
+
 def fmt(value: Any) -> str:
     """A report number for people: one decimal for everyday magnitudes (51.4), three
     significant digits for small or huge ones (0.0123), where one decimal would hide it."""
@@ -87,10 +99,16 @@ def parse_label(label: str) -> tuple[str, str, str] | None:
 
 
 def status_of(record: Mapping[str, Any]) -> str:
-    """pass / fail / error / xfail / xpass. A failed item without a verdict could not be
-    decided (a metric that could not be computed): that is an `error`, never a pass."""
+    """pass / fail / inconclusive / error / xfail / xpass. A failed item without a verdict
+    could not be decided (a metric that could not be computed): that is an `error`, never a
+    pass. A claim whose confidence interval straddles its comparison is `inconclusive`
+    whatever the exit-code policy made of the pytest item (failed, or passed under
+    --unlearn-inconclusive=pass)."""
     outcome = record.get("outcome")
     verdict = record.get("verdict")
+    if verdict is not None and verdict.get("outcome") == "inconclusive" and \
+            outcome in ("passed", "failed", "inconclusive"):
+        return "inconclusive"
     if outcome == "xfailed":
         return "xfail"
     if outcome == "xpassed":

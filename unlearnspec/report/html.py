@@ -11,12 +11,12 @@ import json
 from html import escape
 from typing import Any, Mapping
 
-from .collect import fmt
+from .collect import fmt, fmt_margin
 from .svg import bit_plot_svg, layer_plot_svg
 from .view import View, bit_plots, build_view, layer_plots
 
-STATUS_WORDS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "xfail": "XFAIL",
-                "xpass": "XPASS"}
+STATUS_WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR",
+                "xfail": "XFAIL", "xpass": "XPASS"}
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;
  max-width:1200px}
@@ -25,7 +25,7 @@ table{border-collapse:collapse;margin:8px 0} th,td{padding:3px 8px;border:1px so
 th{background:#f3f3f3;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.ref td{background:#f8f8ff} .muted{color:#777}
 .pass{background:#d9f2d9} .fail,.error{background:#f8d0d0} .xfail{background:#fff1c2}
-.xpass{background:#e0e8ff}
+.xpass{background:#e0e8ff} .inconclusive{background:#ffe2b8}
 .badge{display:inline-block;padding:1px 7px;border-radius:4px;font-weight:600;font-size:12px}
 .claim{border:1px solid #ddd;border-radius:6px;padding:6px 12px;margin:6px 0}
 summary{cursor:pointer}
@@ -96,7 +96,7 @@ def claims_html(view: View) -> str:
                         f"</td></tr>" for label in c.get("cells") or [])
         xfail = f'<div class="muted">expected to fail: {_e(c["xfail"])}</div>' \
             if c.get("xfail") else ""
-        margin = fmt(verdict.get("margin")) if verdict else ""
+        margin = fmt_margin(verdict)
         is_open = " open" if c["status"] != "pass" else ""
         parts.append(
             f'<details class="claim" data-status="{_e(c["status"])}"{is_open}><summary>'

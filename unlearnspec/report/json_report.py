@@ -80,7 +80,7 @@ def environment() -> dict[str, Any]:
 
 def summarize(claims: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     outcomes = {k: 0 for k in OUTCOMES}
-    statuses = {k: 0 for k in ("pass", "fail", "error", "xfail", "xpass")}
+    statuses = {k: 0 for k in ("pass", "fail", "inconclusive", "error", "xfail", "xpass")}
     work: dict[str, int] = {}
     total = 0
     for c in claims:

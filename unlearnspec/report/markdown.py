@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .collect import fmt
+from .collect import fmt, fmt_margin
 from .view import View, build_view
 
-MARKS = {"pass": "✅", "fail": "❌", "error": "⚠️", "xfail": "➖", "xpass": "❗"}
-WORDS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "xfail": "XFAIL", "xpass": "XPASS"}
+MARKS = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", "xfail": "➖", "xpass": "❗"}
+WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR",
+         "xfail": "XFAIL", "xpass": "XPASS"}
 
 
 def _cell(text: object) -> str:
@@ -48,7 +49,7 @@ def markdown_claims(view: View) -> str:
     lines = []
     for c in view.claims:
         verdict = c.get("verdict") or {}
-        margin = f" (margin {fmt(verdict['margin'])})" if verdict.get("margin") is not None else ""
+        margin = f" (margin {fmt_margin(verdict)})" if verdict.get("margin") is not None else ""
         lines.append(f"- {MARKS[c['status']]} **{WORDS[c['status']]}** "
                      f"{_cell(c.get('claim'))} for {_cell(c.get('subject'))}: "
                      f"{_code(c.get('assert'))}{margin}")

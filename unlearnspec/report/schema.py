@@ -85,8 +85,19 @@ _VERDICT = {
     "required": ["passed", "lhs", "rhs", "margin", "explanation"],
     "properties": {
         "passed": {"type": "boolean"},
+        # pass / fail / inconclusive; decided on `interval` when the claim has `confidence:`
+        "outcome": {"enum": ["pass", "fail", "inconclusive"]},
         "lhs": _NUMBER, "rhs": _NUMBER, "margin": _NUMBER,
         "explanation": {"type": "string"},
+        "interval": {"type": ["object", "null"],
+                     "required": ["low", "high", "confidence", "replicates", "samples"],
+                     "properties": {"low": _NUMBER, "high": _NUMBER,
+                                    "confidence": {"type": "number"},
+                                    "replicates": {"type": "integer"},
+                                    "samples": {"type": "string"}}},
+        # a seeded subject: each seed's verdict (same fields, plus `seed` and `model`)
+        "seeds": {"type": ["array", "null"], "items": {"type": "object"}},
+        "aggregate": {"type": ["string", "null"]},
     },
 }
 
@@ -100,7 +111,7 @@ _CLAIM = {
     "properties": {
         "nodeid": {"type": "string"},
         "outcome": {"enum": ["passed", "failed", "xfailed", "xpassed", None]},
-        "status": {"enum": ["pass", "fail", "error", "xfail", "xpass"]},
+        "status": {"enum": ["pass", "fail", "inconclusive", "error", "xfail", "xpass"]},
         "claim": {"type": "string"}, "subject": {"type": "string"},
         "assert": {"type": "string"}, "spec": {"type": "string"},
         "line": {"type": ["integer", "null"]},

@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 from typing import Any, Iterable, Mapping
 
-from .collect import collect, fmt as _fmt_value, parse_label
+from .collect import collect, fmt as _fmt_value, fmt_margin, parse_label
 from .view import build_view
 
-MARKS = {"pass": "✓", "fail": "✗", "error": "E", "xfail": "x", "xpass": "!"}
-STYLES = {"pass": "green", "fail": "bold red", "error": "bold magenta", "xfail": "yellow",
-          "xpass": "cyan"}
+MARKS = {"pass": "✓", "fail": "✗", "inconclusive": "?", "error": "E", "xfail": "x", "xpass": "!"}
+STYLES = {"pass": "green", "fail": "bold red", "inconclusive": "bold yellow",
+          "error": "bold magenta", "xfail": "yellow", "xpass": "cyan"}
 
 
 def matrix(values: Mapping[str, float]) -> tuple[list[str], dict[tuple[str, str], dict[str, float]]]:
@@ -101,16 +101,16 @@ def render_view(view: Any, *, width: int = 100, color: bool = False) -> str:
         verdicts = Text()
         for i in view.row_claims.get((model, transform), []):
             c = view.claims[i]
-            margin = (c.get("verdict") or {}).get("margin")
+            margin = fmt_margin(c.get("verdict"))
             if verdicts:
                 verdicts.append("\n")  # one verdict per line: a narrow column never splits one
             text = f"{MARKS[c['status']]} {c['claim']}"
-            text += f" ({_fmt(margin)})" if margin is not None else ""
+            text += f" ({margin})" if margin else ""
             verdicts.append(text, style=STYLES[c["status"]])
         row.append(verdicts)
         table.add_row(*row)
         last_model = model
-    legend = "✓ pass  ✗ fail  E error  x xfail  ! xpass — (margin); dim rows are references"
+    legend = "✓ pass  ✗ fail  ? inconclusive  E error  x xfail  ! xpass — (margin); dim rows are references"
     notes = "\n".join(n for n in (legend if view.claims else "", coverage_note(view)) if n)
     return _print(table, width, color, notes)
 

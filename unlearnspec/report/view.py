@@ -18,7 +18,7 @@ from .collect import as_float, parse_label
 FP_BITS = 32
 WEIGHT_KINDS = ("code_flip_rate", "update_retention")
 # the worst status wins when several claims use one cell
-_SEVERITY = {"error": 5, "fail": 4, "xpass": 3, "xfail": 2, "pass": 1}
+_SEVERITY = {"error": 6, "fail": 5, "inconclusive": 4, "xpass": 3, "xfail": 2, "pass": 1}
 _BNB_BITS = {"int8": 8, "nf4": 4, "fp4": 4}
 
 

@@ -23,6 +23,7 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
     "*": lambda a, b: a * b, "/": lambda a, b: a / b,
 }
 
+OUTCOME_ORDER = ("pass", "inconclusive", "fail")  # the worst last
 _INTERVAL_WORDS = {
     "pass": "holds over the whole interval",
     "fail": "violated over the whole interval",
@@ -94,6 +95,10 @@ class Verdict:
     refs: tuple[MetricRef, ...] = ()  # the concrete reference behind each term
     interval: Interval | None = None
     decided: str | None = None  # the interval's outcome; None: decided on the point estimate
+    # a seeded subject: each seed's own verdict, and how they were combined ("every": this
+    # verdict is the worst seed's; "mean"/"median": the claim on that aggregate of each term)
+    per_seed: tuple[tuple[int, "Verdict"], ...] = ()
+    aggregate: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -102,9 +107,37 @@ class Verdict:
             return self.decided
         return "pass" if self.passed else "fail"
 
+    def term_labels(self) -> list[str]:
+        """Every measurement the verdict read, each seed's included."""
+        labels = [label for label, _ in self.terms]
+        for _, v in self.per_seed:
+            labels += [label for label in v.term_labels() if label not in labels]
+        return labels
+
     def explain(self, baseline: Baseline | None = None) -> str:
         """The comparison as measured, then each term; for a transformed term, the same
-        measurement at full precision when `baseline` knows it (returns None otherwise)."""
+        measurement at full precision when `baseline` knows it (returns None otherwise).
+        Over seeds: how they combine and their spread first, then the deciding verdict, then
+        one line per seed."""
+        if not self.per_seed:
+            return self._explain_one(baseline)
+        outcomes = [v.outcome for _, v in self.per_seed]
+        counts = ", ".join(f"{outcomes.count(o)} {o}" for o in OUTCOME_ORDER if o in outcomes)
+        ms = [v.margin for _, v in self.per_seed]
+        spread = f"margin {format_value(min(ms))} to {format_value(max(ms))}"
+        n = len(self.per_seed)
+        if self.aggregate == "every":
+            head = f"every one of {n} seeds must hold: {counts} ({spread}); the deciding seed:"
+        else:
+            head = f"the claim on the {self.aggregate} of each term over {n} seeds " \
+                   f"(per seed: {counts}, {spread}):"
+        lines = [head, self._explain_one(baseline)]
+        for seed, v in self.per_seed:
+            first = v._explain_one(None).splitlines()[0]
+            lines.append(f"  seed {seed}: {v.outcome.upper()}  {first}")
+        return "\n".join(lines)
+
+    def _explain_one(self, baseline: Baseline | None) -> str:
         shown = {"pass": self.op, "fail": _NEGATED[self.op], "inconclusive": "vs"}[self.outcome]
 
         def side(text: str, value: float) -> str:  # a plain number needs no "= value"
@@ -116,8 +149,8 @@ class Verdict:
         lines = [f"{side(self.lhs_text, self.lhs)}  {shown}  {side(self.rhs_text, self.rhs)}  "
                  f"(margin {format_value(self.margin)}{within})"]
         if iv is not None:
-            lines.append(f"  {_INTERVAL_WORDS[self.outcome]} at {iv.confidence:.0%}: paired "
-                         f"bootstrap, {iv.replicates} resamples of {iv.samples}")
+            lines.append(f"  {_INTERVAL_WORDS[self.outcome]} at {iv.confidence:.0%}: "
+                         f"{iv.replicates} bootstrap resamples of {iv.samples}")
         for (label, value), ref in zip(self.terms, self.refs):
             lines.append(f"  {label} = {format_value(value)}")
             if baseline is not None and ref.transform is not None:

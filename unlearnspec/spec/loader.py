@@ -21,7 +21,7 @@ from ..errors import Location, SpecError, did_you_mean
 from ..registry import ConfigError, UnknownComponent
 from .claims import NAME_RE, RESERVED, ClaimScope, parse_claim
 from .model import (SPEC_VERSION, ClaimSpec, DataSpec, MetricSpec, ModelSpec, Settings, Spec,
-                    TransformSpec)
+                    TransformSpec, seed_model_name)
 from .options import coerce, describe, field_hints, literal_choices
 from .yamlload import MAX_BYTES, LocDict, LocList, load_yaml, too_large
 
@@ -33,7 +33,8 @@ MODEL_PATH_KEYS = ("path", "revision", "allow_pickle", "trust_remote_code", "dty
 # accelerate's placement strategies: spread a model over every GPU (then CPU) by free memory
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 MODEL_DTYPES = ("auto", "float32", "float16", "bfloat16")
-CLAIM_KEYS = ("name", "subjects", "assert", "xfail", "confidence")
+CLAIM_KEYS = ("name", "subjects", "assert", "xfail", "confidence", "aggregate")
+AGGREGATES = ("every", "mean", "median")
 CONFIDENCE_FIX = "write a level between 0.5 and 1, e.g. confidence: 0.95"
 # config fields whose value names another spec entry (third-party configs can use the same
 # field names to get the same check)
@@ -110,6 +111,7 @@ class _Loader:
         self.check_keys(root, TOP_KEYS, "the spec")
         version = self.version(root)
         seed = self.int_value(root, "seed", 0, minimum=0, where="seed")
+        self.seed = seed  # seeded models' seed that equals it share the unseeded cache key
         settings = self.settings(root)
         data = self.data(self.section(root, "data"))
         models = self.models(self.section(root, "models"), data)
@@ -300,9 +302,27 @@ class _Loader:
         for name in section:
             e = self.entry(section, name, "model", "{builtin: tiny/target-qat}")
             out[name] = self.model(name, e, section.key_locs[name], data)
+            for seed in out[name].seeds:
+                child = seed_model_name(name, seed)
+                if child in section:
+                    self.fail_key(section, child, f"model name '{child}' is taken by a seed "
+                                  f"of model '{name}' (seeds: {list(out[name].seeds)})",
+                                  "rename this model")
+                config = replace(out[name].config, seed=None if seed == self.seed else seed)
+                out[child] = replace(out[name], name=child, config=config, seeds=(),
+                                     seed_of=name)
+        for name, model in out.items():
+            source = out.get(model.from_) if model.from_ else None
+            if source is not None and source.seeds:
+                self.fail_value(section[name if name in section else model.seed_of], "from",
+                                f"model '{name}' is unlearned from '{model.from_}', which is "
+                                f"a group of {len(source.seeds)} seeds, not one model",
+                                f"name one seed, e.g. from: "
+                                f"{seed_model_name(model.from_, source.seeds[0])}")
         for name, model in out.items():
             if model.from_ is not None:
-                self.reference(section[name], "from", out, "model", f"model '{name}'")
+                self.reference(section[model.seed_of or name], "from", out, "model",
+                               f"model '{model.seed_of or name}'")
         self.no_cycles(section, out)
         return out
 
@@ -376,13 +396,32 @@ class _Loader:
         if "from" not in e:
             self.fail(loc, f"{where} is unlearned but does not say from which model",
                       "add from: MODEL, e.g. from: target")
-        options = {k: v for k, v in e.items() if k not in ("unlearn", "from", "data")}
+        options = {k: v for k, v in e.items() if k not in ("unlearn", "from", "data", "seeds")}
         config = self.make_config(method, e, options, where, loc)
+        seeds = self.seeds(e, where) if "seeds" in e else ()
+        if seeds and not hasattr(config, "seed"):
+            self.fail_key(e, "seeds", f"{where}: method '{method.name}' has no 'seed' option, "
+                          f"so its seeds cannot differ", "remove 'seeds:'")
         from_ = e["from"]
         if not isinstance(from_, str):
             self.fail_value(e, "from", f"{where}: 'from' must name a model, got {from_!r}")
         return ModelSpec(name, loc, "unlearn", method=method.name, from_=from_,
-                         data=self.default_data(e, data, where, loc), config=config)
+                         data=self.default_data(e, data, where, loc), config=config,
+                         seeds=seeds)
+
+    def seeds(self, e: LocDict, where: str) -> tuple[int, ...]:
+        value = e["seeds"]
+        fix = "write a list of distinct seeds, e.g. seeds: [0, 1, 2]"
+        if not isinstance(value, LocList) or not value or any(
+                type(s) is not int or s < 0 for s in value):
+            self.fail_value(e, "seeds", f"{where}: 'seeds' must be a non-empty list of "
+                            f"integers >= 0, got {_plain(value)!r}", fix)
+        if len(set(value)) != len(value):
+            self.fail_value(e, "seeds", f"{where}: 'seeds' lists a seed twice", fix)
+        if "seed" in e:
+            self.fail_key(e, "seed", f"{where} has both 'seed' and 'seeds'",
+                          "keep one: seeds: [...] trains one model per seed")
+        return tuple(value)
 
     def no_cycles(self, section: LocDict, models: dict[str, ModelSpec]) -> None:
         for start in models:
@@ -615,7 +654,41 @@ class _Loader:
                 self.confidence(item, where)
         if confidence is not None:
             self.bootstrappable(item, expr, spec, where, confidence)
-        return ClaimSpec(name, loc, assert_loc, text, expr, subjects, xfail, confidence)
+        aggregate = "every"
+        if "aggregate" in item:
+            aggregate = item["aggregate"]
+            if aggregate not in AGGREGATES:
+                self.fail_value(item, "aggregate", f"{where}: 'aggregate' must be one of "
+                                f"{', '.join(AGGREGATES)}, got {aggregate!r}",
+                                did_you_mean(str(aggregate), AGGREGATES) or
+                                "every: each seed must hold; mean/median: the claim on the "
+                                "seeds' mean/median of each term")
+        self.seeded_refs(item, expr, spec, subjects, where, aggregate)
+        return ClaimSpec(name, loc, assert_loc, text, expr, subjects, xfail, confidence,
+                         aggregate)
+
+    def seeded_refs(self, item: LocDict, expr: Any, spec: Spec, subjects: tuple[str, ...],
+                    where: str, aggregate: str) -> None:
+        """A seeded model in a claim pairs with its subject's seeds: the subject must be
+        seeded with the same seeds. `aggregate:` needs a seeded subject."""
+        seeded = [s for s in subjects if spec.models[s].seeds]
+        if "aggregate" in item and not seeded:
+            self.fail_value(item, "aggregate", f"{where} has 'aggregate' but none of its "
+                            f"subjects has seeds", "remove 'aggregate:', or give a subject "
+                            "seeds: [...]")
+        for ref in _refs(expr):
+            if ref.model is None or not spec.models.get(ref.model, None) or \
+                    not spec.models[ref.model].seeds:
+                continue
+            seeds = spec.models[ref.model].seeds
+            for subject in subjects:
+                if spec.models[subject].seeds != seeds:
+                    self.fail_value(item, "assert", f"{where} names '{ref.model}', a group "
+                                    f"of seeds {list(seeds)}, but its subject '{subject}' "
+                                    f"does not have the same seeds to pair them with",
+                                    f"name one seed, e.g. "
+                                    f"{seed_model_name(ref.model, seeds[0])}, or give "
+                                    f"'{subject}' seeds: {list(seeds)}")
 
     def bootstrappable(self, item: LocDict, expr: Any, spec: Spec, where: str,
                        confidence: float) -> None:

@@ -104,6 +104,16 @@ class ModelSpec:
     dtype: str | None = None
     device_map: str | None = None  # accelerate's placement over several GPUs ("auto", ...)
     tokenizer: str | None = None  # a tokenizer directory for a `.gguf` path (else its metadata)
+    # `seeds: [0, 1, 2]`: this entry is a group, never built itself; each seed is the model
+    # `<name>.seed<S>` (seed_of = name), and a claim over the group holds for every seed
+    # (or for the aggregate it names)
+    seeds: tuple[int, ...] = ()
+    seed_of: str | None = None
+
+
+def seed_model_name(group: str, seed: int) -> str:
+    """The model one seed of a seeded group is: `ga_klr.seed1`."""
+    return f"{group}.seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,9 @@ class ClaimSpec:
     # decided on a paired-bootstrap interval at this level (the claim's own `confidence:`,
     # else settings.confidence); None: on the point estimate
     confidence: float | None = None
+    # over a seeded subject: "every" seed must hold, or the claim on the seeds' "mean" /
+    # "median" of each term
+    aggregate: str = "every"
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,11 @@ def _data() -> dict[str, Any]:
 def _model(methods: Any) -> dict[str, Any]:
     unlearn = _by_kind(methods, "unlearn", required=("from",),
                        extra=lambda comp: {"from": {"type": "string"},
-                                           "data": {"type": "string"}})
+                                           "data": {"type": "string"},
+                                           "seeds": {"type": "array", "minItems": 1,
+                                                     "uniqueItems": True,
+                                                     "items": {"type": "integer",
+                                                               "minimum": 0}}})
     return {"oneOf": [
         {"type": "object", "additionalProperties": False, "required": ["builtin"],
          "properties": {"builtin": {"enum": list(BUILTIN_MODELS)}}},
@@ -174,6 +178,9 @@ def _claim() -> dict[str, Any]:
             "assert": {"type": "string", "minLength": 1,
                        "description": "e.g. knowmem_forget @ rtn4 <= retrain + 5"},
             "xfail": {"type": "string", "minLength": 1},
+            "aggregate": {"enum": ["every", "mean", "median"],
+                          "description": "over a seeded subject: every seed must hold, or "
+                                         "the claim on the seeds' mean/median"},
             "confidence": {"anyOf": [
                 {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1},
                 {"enum": [False, None]}],
