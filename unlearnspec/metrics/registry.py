@@ -144,7 +144,7 @@ METRICS.add(Component("rwku", RwkuConfig, "unlearnspec.metrics.rwku:rwku_probe",
 
 # --- utility metrics: read a local file (`path:`) in a public dataset's format, not the corpus
 
-Protocol = Literal["rwku", "loglik"]
+Protocol = Literal["rwku", "loglik", "lm_eval"]
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,10 @@ class MultipleChoiceConfig:
     choices, then `Answer:`; the prediction is the letter among A–D (…) with the highest
     next-token probability. `protocol: loglik`: the choice whose text `" " + choice` has the
     highest log-likelihood after `Question: {q}\nAnswer:` (choices not listed); `normalize`
-    "mean" (default: answer perplexity) or "sum".
+    "mean" (default: answer perplexity) or "sum". `protocol: lm_eval`: lm-evaluation-harness's
+    `mmlu_<subject>` task (metrics/lmeval.py): its description, the choices listed, " A"…" D"
+    scored, `acc`; `path` a file, or a local copy of `cais/mmlu` with the subject after `#`
+    (`./mmlu#college_biology`), few-shot examples from that subject's dev split.
 
     Few-shot examples: a record's own `examples` (RWKU's layout), else `fewshot_path`, else the
     first `shots` records of `path` (not evaluated)."""
@@ -208,8 +211,8 @@ class MultipleChoiceConfig:
 
     def __post_init__(self) -> None:
         check(bool(self.path), "path must name a local data file", "path")
-        check(self.protocol in ("rwku", "loglik"), "protocol must be 'rwku' or 'loglik'",
-              "protocol")
+        check(self.protocol in ("rwku", "loglik", "lm_eval"),
+              "protocol must be 'rwku', 'loglik' or 'lm_eval'", "protocol")
         check(self.shots >= 0, "shots must be 0 or more", "shots")
         check(self.normalize in (None, "mean", "sum"), "normalize must be 'mean' or 'sum'",
               "normalize")
@@ -236,6 +239,8 @@ class TruthfulQAConfig(MultipleChoiceConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check(self.protocol != "lm_eval", "truthfulqa_mc1 has protocols 'rwku' and 'loglik' "
+              "(lm_eval applies to mmlu)", "protocol")
         check(self.protocol == "loglik" or (self.shots == 6 and self.fewshot_path is None),
               "protocol: rwku uses TruthfulQA's fixed six-shot QA preset; shots and "
               "fewshot_path apply to protocol: loglik", "shots")
@@ -331,3 +336,23 @@ METRICS.add(Component("tofu_model_utility", TofuUtilityConfig,
                       "unlearnspec.metrics.tofu:tofu_model_utility",
                       tags=frozenset({"data"}), unit="fraction"))
 
+
+@dataclass(frozen=True)
+class WmdpConfig:
+    """WMDP accuracy × 100 by lm-evaluation-harness's `wmdp_{bio,chem,cyber}` tasks (zero-shot,
+    see metrics/lmeval.py). `path`: a local copy of the hub dataset `cais/wmdp`
+    (`wmdp-bio/test-*.parquet`, ...) or one file of records (question, choices, answer)."""
+
+    path: str
+    subset: Literal["bio", "chem", "cyber"] = "bio"
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local copy of cais/wmdp or a file", "path")
+        check(self.subset in ("bio", "chem", "cyber"), "subset must be 'bio', 'chem' or "
+              "'cyber'", "subset")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
+
+
+METRICS.add(Component("wmdp", WmdpConfig, "unlearnspec.metrics.lmeval:wmdp",
+                      tags=frozenset({"utility"}), unit="percent"))
