@@ -14,7 +14,7 @@ METHODS = Registry("unlearning method", "unlearnspec.methods")
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw", "paged_adamw_8bit")
 # options that change no number when left at their default: left out of cache keys then, so
 # adding them kept every existing unlearning run's key
-KEY_DEFAULTS = {"gradient_checkpointing": False, "optimizer": "adamw"}
+KEY_DEFAULTS = {"gradient_checkpointing": False, "optimizer": "adamw", "processes": 1}
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ class UnlearnConfig:
     # adamw: torch.optim.AdamW; adamw_8bit / paged_adamw / paged_adamw_8bit: bitsandbytes'
     # AdamW8bit (uint8 moments), PagedAdamW (CUDA unified memory), PagedAdamW8bit
     optimizer: Literal["adamw", "adamw_8bit", "paged_adamw", "paged_adamw_8bit"] = "adamw"
+    # DDP over this many processes (one per GPU; gloo processes on CPU): each takes
+    # grad_accum / processes of a step's micro-batches (unlearn/ddp.py)
+    processes: int = 1
 
     def __post_init__(self) -> None:
         check(self.lr > 0, f"lr must be positive, got {self.lr}; the paper uses 1e-5 "
@@ -102,6 +105,12 @@ class UnlearnConfig:
         check(self.weight_decay >= 0, "weight_decay must be non-negative", "weight_decay")
         check(isinstance(self.gradient_checkpointing, bool),
               "gradient_checkpointing must be true or false", "gradient_checkpointing")
+        check(isinstance(self.processes, int) and self.processes >= 1,
+              "processes must be a whole number >= 1", "processes")
+        check(self.grad_accum % self.processes == 0,
+              f"processes {self.processes} must divide grad_accum {self.grad_accum}: each "
+              f"process takes grad_accum / processes micro-batches of every step (raise "
+              f"grad_accum to a multiple of {self.processes})", "grad_accum")
         check(self.optimizer in OPTIMIZERS,
               f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
               "optimizer")

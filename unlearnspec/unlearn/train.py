@@ -51,20 +51,46 @@ def run_unlearning(method: Component, config: UnlearnConfig, *, base: Path,
     forget, retain = _as_texts(forget, config), _as_texts(retain, config)
     _check_inputs(method, config, forget, retain, impl, Path(base), Path(out), device)
     seed = int(config.seed if config.seed is not None else seed)
+    from . import ddp
+
+    accelerator = None
+    if config.processes > 1 and hasattr(impl, "trainable_parameters"):
+        raise RunError(f"unlearning with '{method.name}' cannot run on {config.processes} "
+                       f"processes: the method reads the hidden states of named layers (RMU), "
+                       f"which a DDP-wrapped model does not expose; set processes: 1")
+    if config.processes > 1 and not ddp.in_distributed_worker():
+        log = ddp.launch(method, config, base=Path(base), forget=forget, retain=retain,
+                         out=Path(out), seed=seed, device=device, processes=config.processes)
+        return {**log, "seconds": time.perf_counter() - started}
+    if config.processes > 1:
+        accelerator = _accelerator(config, device, method.name)
+        device = str(accelerator.device)
     dev = torch.device(device)
     # the caller's global RNG state is left as it was; ours is fixed by the seed
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
             transformers_bars(progress):
         torch.manual_seed(seed)
         log = _unlearn(method.name, impl, config, Path(base), forget, retain, Path(out), seed,
-                       dev, progress)
+                       dev, progress, accelerator)
     return {"method": method.name, "seed": seed, "device": str(dev), **log,
-            "seconds": time.perf_counter() - started}
+            "processes": config.processes, "seconds": time.perf_counter() - started}
+
+
+def _accelerator(config: UnlearnConfig, device: str, name: str) -> Any:
+    """This process's accelerate state, checked against the `processes` the config asks."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=not device.startswith("cuda"), mixed_precision="no")
+    if acc.num_processes != config.processes:
+        raise RunError(f"unlearning with '{name}': processes is {config.processes} but this "
+                       f"worker was launched among {acc.num_processes}; launch as many "
+                       f"processes as the config says")
+    return acc
 
 
 def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: list[str],
              retain: list[str], out: Path, seed: int, dev: torch.device,
-             progress: bool) -> dict:
+             progress: bool, accelerator: Any = None) -> dict:
     autocast = _autocast(config, dev)
     _check_optimizer(config, dev, name)
     model, tokenizer = load_causal_lm(base, device=str(dev))
@@ -98,13 +124,17 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
                         epochs=config.epochs, max_steps=config.max_steps)
     pairs = paired_batches(forget_chunks, retain_chunks, batch_size=config.batch_size,
                            seed=seed, pad_id=pad)
-    losses = _train(model, impl, ref, pairs, config, steps, dev, autocast, progress, name)
+    losses = _train(model, impl, ref, pairs, config, steps, dev, autocast, progress, name,
+                    accelerator)
     if frozen:
         sure_mod.verify_untouched(model, frozen)
     finished = impl.finish(model, ref, config) if hasattr(impl, "finish") else None
     if frozen:
         sure_mod.verify_untouched(model, frozen)
-    _save(model, tokenizer, out)
+    if accelerator is None or accelerator.is_main_process:
+        _save(model, tokenizer, out)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return {
         "precision": "bf16" if autocast is not None else "fp32",
         "steps": steps,
@@ -342,9 +372,12 @@ def _memory_check(model: Any, impl: Any, config: UnlearnConfig, forget: Chunks,
 
 def _train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | None]],
            config: UnlearnConfig, steps: int, dev: torch.device, autocast: Any,
-           progress: bool, name: str) -> list[dict[str, float]]:
+           progress: bool, name: str, accelerator: Any = None) -> list[dict[str, float]]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(params, config)
+    if accelerator is not None:
+        return _train_ddp(model, impl, ref, pairs, config, steps, dev, autocast, name,
+                          accelerator, optimizer)
     schedule = (lambda s: 1.0) if config.lr_schedule == "constant" \
         else (lambda s: max(0.0, 1.0 - s / steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -372,15 +405,57 @@ def _train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch |
     return log
 
 
+def _train_ddp(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | None]],
+               config: UnlearnConfig, steps: int, dev: torch.device, autocast: Any, name: str,
+               accelerator: Any, optimizer: Any) -> list[dict[str, float]]:
+    """`_train` on one of N DDP processes: of each step's grad_accum micro-batches this
+    process computes those with index ≡ rank (mod N); DDP averages the gradients, the loss is
+    scaled by N, so the step is the single-process one (unlearn/ddp.py)."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    wrapped = accelerator.prepare_model(model)
+    schedule = (lambda s: 1.0) if config.lr_schedule == "constant" \
+        else (lambda s: max(0.0, 1.0 - s / steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    model.train()
+    log: list[dict[str, float]] = []
+    for step in range(1, steps + 1):
+        mine = [pair for i, pair in ((i, next(pairs)) for i in range(config.grad_accum))
+                if i % world == rank]
+        sums = torch.zeros(2, dtype=torch.float64)
+        for j, pair in enumerate(mine):
+            sync = contextlib.nullcontext() if j == len(mine) - 1 else wrapped.no_sync()
+            with sync:
+                f, r = _micro_step(wrapped, impl, ref, *pair, config, dev, autocast,
+                                   scale=world)
+            sums += torch.tensor([f, r], dtype=torch.float64)
+        sums = accelerator.reduce(sums.to(dev), reduction="sum").cpu()
+        forget, retain = (float(x) / config.grad_accum for x in sums)
+        total = forget + config.alpha * retain
+        if not math.isfinite(total):
+            raise RunError(f"unlearning with '{name}' diverged at step {step}: the loss "
+                           f"is {total}. Lower lr (now {config.lr}) or the number of "
+                           f"steps.")
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        fault_point("unlearn-step")
+        log.append({"step": step, "forget": forget, "retain": retain, "total": total})
+    model.eval()
+    return log
+
+
 def _micro_step(model: Any, impl: Any, ref: Any, forget: Batch, retain: Batch | None,
-                config: UnlearnConfig, dev: torch.device, autocast: Any) -> tuple[float, float]:
-    """Forward + backward of one micro-batch pair; returns (forget, retain) loss values."""
+                config: UnlearnConfig, dev: torch.device, autocast: Any,
+                scale: int = 1) -> tuple[float, float]:
+    """Forward + backward of one micro-batch pair; returns (forget, retain) loss values.
+    `scale`: the number of DDP processes whose gradients are averaged."""
     with autocast() if autocast else contextlib.nullcontext():
         lf = impl.forget_loss(model, forget.to(dev), ref, config)
         l_retain = impl.retain_loss(model, retain.to(dev), ref, config) if retain is not None \
             else None
         total = lf if l_retain is None else lf + config.alpha * l_retain
-    (total / config.grad_accum).backward()
+    loss = total / config.grad_accum
+    (loss if scale == 1 else loss * scale).backward()
     return float(lf.detach()), 0.0 if l_retain is None else float(l_retain.detach())
 
 
