@@ -143,3 +143,24 @@ def test_the_interval_is_the_same_on_every_run(project) -> None:
     a, b = (claims_by_name(project.path / f) for f in ("a.json", "b.json"))
     assert a["unpaired-undecided"]["verdict"]["interval"] == \
         b["unpaired-undecided"]["verdict"]["interval"]
+
+
+def test_the_cli_follows_the_same_policy(project) -> None:
+    """`unlearnspec run` outside pytest: INCONC lines with the interval, exit 1 / 0 / 6."""
+    import subprocess
+    import sys
+
+    text = SPEC.split("  - name: decided-false")[0]  # every claim but the false one
+    (project.path / "spec.yaml").write_text(text)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "import sys; from unlearnspec.cli import "
+                               "main; sys.exit(main(sys.argv[1:]))", "run", "spec.yaml",
+                               "--cache-dir", "cache", "-q", *args],
+                              cwd=project.path, capture_output=True, text=True, timeout=600)
+
+    default = cli()
+    assert default.returncode == 1, default.stderr
+    assert "INCONC unpaired-undecided[target]" in default.stdout
+    assert cli("--inconclusive", "pass").returncode == 0
+    assert cli("--inconclusive", "distinct").returncode == 6
