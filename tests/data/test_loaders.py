@@ -94,6 +94,15 @@ def test_muse_layout_directory_is_used_in_place(tmp_path):
     assert load_corpus(root, tmp_path / "cache") == Corpus(root)
 
 
+def test_training_texts_only_directory_is_used_in_place(tmp_path):
+    """RMU's forget / retain corpora (specs/wmdp.yaml) need no evaluation files."""
+    root = tmp_path / "corpora"
+    (root / "raw").mkdir(parents=True)
+    (root / "raw" / "forget.json").write_text(json.dumps(DOCS))
+    corpus = load_corpus(root, tmp_path / "cache")
+    assert corpus == Corpus(root) and corpus.raw("forget") == DOCS
+
+
 def test_directory_that_is_not_muse_is_an_error(tmp_path):
     (tmp_path / "junk").mkdir()
     with pytest.raises(RunError, match="is not a MUSE dataset"):

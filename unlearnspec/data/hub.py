@@ -148,6 +148,8 @@ def load_corpus(source: str | Path, cache_dir: str | Path, *,
         if (path / "verbmem" / "forget.json").is_file() or (path / "privleak").is_dir() and \
                 (path / "privleak" / "forget.json").is_file():
             return Corpus(path)
+        if (path / "raw" / "forget.json").is_file() or any((path / "raw").glob("forget*.txt")):
+            return Corpus(path)  # training texts only (e.g. RMU's forget / retain corpora)
         return corpus_from_snapshot(path, cache_dir)
     if path.exists() or str(source).count("/") != 1:
         raise RunError(f"data source '{source}' is neither a directory nor a hub dataset id "
