@@ -892,12 +892,33 @@ class Run:
     def describe_transforms(self) -> dict[str, Any]:
         """Each spec transform: kind, options, and the backend's full settings where it has
         them (bnb: the whole BitsAndBytesConfig it loads with)."""
+        if getattr(self, "_descriptions", None) is not None:
+            return self._descriptions
         out: dict[str, Any] = {}
         for name, ts in self.spec.transforms.items():
             settings = getattr(self.transform(name), "settings", None)
             out[name] = {"kind": ts.kind, "config": _asdict(ts.config),
-                         "settings": settings() if callable(settings) else None}
+                         "settings": self._settings(ts, settings) if callable(settings)
+                         else None}
+        self._descriptions = out
         return out
+
+    def _settings(self, ts: Any, settings: Any) -> Any:
+        """A backend's settings (bnb: its BitsAndBytesConfig, built by transformers), memoized
+        in the cache by the transform's config and the transformers version: a warm run
+        reads them instead of importing transformers."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            key = content_key("settings", ts.kind, _asdict(ts.config), version("transformers"),
+                              getattr(self.transform(ts.name), "VERSION", "0"))
+        except PackageNotFoundError:
+            return settings()
+        found = self.cache.get_json("settings", key)
+        if found is None:
+            found = {"settings": settings()}
+            self.cache.put_json("settings", key, found)
+        return found["settings"]
 
     def value(self, ref: MetricRef, subject: str, exclude: tuple[str, ...] = ()) -> float:
         """The value of one claim term; `exclude`: the claim's relearning transforms whose
@@ -950,16 +971,41 @@ class Run:
         return self._bootstrap
 
     def tokenizer_fingerprint(self, model: str) -> str:
+        """A hash of the loaded tokenizer's vocabulary and BOS / EOS. Memoized in the cache
+        by the content of the checkpoint's non-weight files (and the transformers version),
+        so a warm run reads it instead of importing transformers and loading tokenizers."""
         if model not in self._tokenizers:
-            from transformers import AutoTokenizer
-
             ms = self.spec.models[model]
-            tok = AutoTokenizer.from_pretrained(str(self.model_path(model)),
-                                                revision=ms.revision,
-                                                trust_remote_code=ms.trust_remote_code)
-            self._tokenizers[model] = content_key(sorted(tok.get_vocab().items()),
-                                                  tok.bos_token, tok.eos_token)
+            path = Path(self.model_path(model))
+            memo = self._tokenizer_memo_key(path, ms)
+            found = self.cache.get_json("tokenizer", memo) if memo else None
+            if found is None:
+                from transformers import AutoTokenizer
+
+                tok = AutoTokenizer.from_pretrained(str(path), revision=ms.revision,
+                                                    trust_remote_code=ms.trust_remote_code)
+                found = {"fingerprint": content_key(sorted(tok.get_vocab().items()),
+                                                    tok.bos_token, tok.eos_token)}
+                if memo:
+                    self.cache.put_json("tokenizer", memo, found)
+            self._tokenizers[model] = found["fingerprint"]
         return self._tokenizers[model]
+
+    def _tokenizer_memo_key(self, path: Path, ms: Any) -> str | None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from .fingerprint import memoized_fingerprint
+
+        if not path.is_dir():
+            return None
+        weights = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
+        files = [(p.name, memoized_fingerprint(p, self.cache)) for p in sorted(path.iterdir())
+                 if p.is_file() and not p.name.endswith(weights)]
+        try:
+            tf = version("transformers")
+        except PackageNotFoundError:
+            return None
+        return content_key("tokenizer", files, ms.revision, ms.trust_remote_code, tf)
 
     def check_same_tokenizer(self, claim: ClaimSpec, subject: str) -> None:
         """Comparing numbers measured through different vocabularies is silently wrong
