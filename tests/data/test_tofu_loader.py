@@ -111,3 +111,21 @@ def test_without_training_files_unlearning_says_which_is_missing(tmp_path: Path)
     assert corpus.raw("forget")
     with pytest.raises(RunError, match="no training texts for 'retain'"):
         corpus.raw("retain")
+
+
+def test_hub_id_reads_the_local_hub_cache_offline(tmp_path: Path, monkeypatch) -> None:
+    """`locuslab/TOFU#forget10` goes through the hub path (data/hub.py's snapshot_dataset):
+    offline, a snapshot already in the hub cache is used; none is a clear error."""
+    pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(RunError, match="HF_HUB_OFFLINE is set and dataset 'locuslab/TOFU'"):
+        load_corpus("locuslab/TOFU#forget10", tmp_path / "cache")
+    repo = tmp_path / "hf" / "datasets--locuslab--TOFU"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    _mini().write_tofu(repo / "snapshots" / commit)
+    corpus = load_corpus("locuslab/TOFU#forget10", tmp_path / "cache")
+    assert meta(corpus.root)["retain"] == "retain90"
+    assert len(items(corpus.root, "forget")) == 6

@@ -203,3 +203,16 @@ def test_a_non_tofu_corpus_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(RunError, match="not a TOFU corpus"):
         split_items(tmp_path, "forget", 300)
+
+
+def test_which_tofu_numbers_a_confidence_interval_can_resample() -> None:
+    from unlearnspec.metrics.registry import METRICS
+    from unlearnspec.metrics.resample import statistic
+
+    def stat(kind: str) -> str | None:
+        return statistic(kind, METRICS.get(kind).tags)
+
+    assert [stat(k) for k in ("tofu_prob", "tofu_rouge", "tofu_truth_ratio", "wmdp")] == \
+        ["mean"] * 4
+    # a KS p-value and a harmonic mean of means are no mean over records
+    assert stat("tofu_forget_quality") is None and stat("tofu_model_utility") is None

@@ -327,8 +327,9 @@ class TofuForgetQualityConfig(TofuUtilityConfig):
 for _kind, _cfg, _fn in (("tofu_prob", TofuSplitConfig, "tofu_prob"),
                          ("tofu_rouge", TofuSplitConfig, "tofu_rouge"),
                          ("tofu_truth_ratio", TofuSplitConfig, "tofu_truth_ratio")):
+    # each value is the mean of its per-record scores: `confidence:` can resample them
     METRICS.add(Component(_kind, _cfg, f"unlearnspec.metrics.tofu:{_fn}",
-                          tags=frozenset({"data"}), unit="fraction"))
+                          tags=frozenset({"data", "statistic:mean"}), unit="fraction"))
 METRICS.add(Component("tofu_forget_quality", TofuForgetQualityConfig,
                       "unlearnspec.metrics.tofu:tofu_forget_truth_ratios",
                       tags=frozenset({"data", "reference"}), unit="p-value"))
@@ -355,4 +356,4 @@ class WmdpConfig:
 
 
 METRICS.add(Component("wmdp", WmdpConfig, "unlearnspec.metrics.lmeval:wmdp",
-                      tags=frozenset({"utility"}), unit="percent"))
+                      tags=frozenset({"utility", "statistic:mean"}), unit="percent"))
