@@ -81,6 +81,8 @@ def test_one_artifact_per_seed_and_a_verdict_per_seed(project) -> None:
     assert mean["lhs"] == pytest.approx(sum(seeds_lhs) / 2, abs=1e-12)
     assert mean["interval"]["low"] > 0 and mean["outcome"] == "pass"
     first.stdout.fnmatch_lines(["*seed 0: FAIL*", "*seed 1: FAIL*"])
+    # the matrix shows the spread of the margin over the seeds
+    first.stdout.re_match_lines([r".*✓ bounded \(.*; 2 seeds .* to .*\).*"])
 
 
 def test_a_new_seed_trains_only_itself_and_seed0_is_the_unseeded_model(project) -> None:

@@ -64,13 +64,18 @@ def as_float(value: Any) -> float | None:
 
 def fmt_margin(verdict: Mapping[str, Any] | None) -> str:
     """'-1.1' or, for a claim decided on a confidence interval, '-1.1, 95% [-4.2, 2.5]';
-    '' without a verdict."""
+    over seeds, the range of their margins too ('...; 3 seeds -1.1 to 2.0'); '' without a
+    verdict."""
     if not verdict or verdict.get("margin") is None:
         return ""
     text = fmt(verdict["margin"])
     iv = verdict.get("interval")
     if isinstance(iv, Mapping):
         text += f", {100 * float(iv['confidence']):.0f}% [{fmt(iv['low'])}, {fmt(iv['high'])}]"
+    seeds = verdict.get("seeds")
+    if isinstance(seeds, list) and seeds:  # the spread over a seeded subject's seeds
+        margins = [float(s["margin"]) for s in seeds]
+        text += f"; {len(seeds)} seeds {fmt(min(margins))} to {fmt(max(margins))}"
     return text
 
 

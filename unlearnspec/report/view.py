@@ -97,6 +97,12 @@ def _roles(models: Mapping[str, Any], seen: list[str], claims: list[dict[str, An
     return refs, subs
 
 
+def _of_subject(model: str, subject: Any) -> bool:
+    """The claim's subject itself, or one seed of a seeded subject (`ga_klr.seed1`)."""
+    return model == subject or (isinstance(subject, str) and
+                                re.fullmatch(re.escape(subject) + r"\.seed\d+", model) is not None)
+
+
 def build_view(report: Mapping[str, Any]) -> View:
     """The matrix and claim marks of a report dict (`build_report`'s output, or anything with
     its `models`, `transforms`, `measurements` and `claims` keys)."""
@@ -127,7 +133,7 @@ def build_view(report: Mapping[str, Any]) -> View:
     for i, claim in enumerate(claims):
         for label in claim.get("terms") or []:
             parsed = parse_label(label)
-            if parsed and parsed[1] == claim.get("subject"):
+            if parsed and _of_subject(parsed[1], claim.get("subject")):
                 metric, model, transform = parsed
                 used.setdefault((model, transform, metric), []).append(i)
                 rows = row_claims.setdefault((model, transform), [])
