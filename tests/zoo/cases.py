@@ -46,10 +46,25 @@ KNOWN: dict[tuple[str, str], str] = {}
 # RunError that says what to use instead (a clear, tested error, not a quiet partial result)
 _BNB_FLOAT = ("transformers' bnb integration converts exact nn.Linear and Conv1D modules "
               "only: {what} would stay float, so bnb refuses the model (use rtn)")
+_GPTQ_EXPERTS = ("GPTQModel quantizes nn.Linear modules and transformers stores MoE experts "
+                 "as fused 3-D parameters, which would stay float: {m} refuses the model "
+                 "(use rtn)")
+_AWQ_EXITS = ("GPTQModel 7.7's AWQ ends the whole process on this architecture ({why}), so "
+              "awq refuses the model before it starts (use gptq or rtn)")
 REFUSED: dict[tuple[str, str], str] = {
     ("bnb", "falcon"): _BNB_FLOAT.format(what="FalconLinear (an nn.Linear subclass)"),
     ("bnb", "mixtral"): _BNB_FLOAT.format(what="the 3-D expert tensors of a MoE block"),
     ("bnb", "qwen2_moe"): _BNB_FLOAT.format(what="the 3-D expert tensors of a MoE block"),
+    ("gptq", "mixtral"): _GPTQ_EXPERTS.format(m="gptq"),
+    ("gptq", "qwen2_moe"): _GPTQ_EXPERTS.format(m="gptq"),
+    ("awq", "mixtral"): _GPTQ_EXPERTS.format(m="awq"),
+    ("awq", "qwen2_moe"): _GPTQ_EXPERTS.format(m="awq"),
+    ("awq", "phi3"): _AWQ_EXITS.format(why="KeyError while packing the fused qkv_proj"),
+    ("awq", "gpt2"): _AWQ_EXITS.format(why="a size mismatch in its scale search over Conv1D"),
+    ("awq", "falcon"): _AWQ_EXITS.format(why="it exits in the first layer"),
+    # the zoo's 64-wide models have 32-output k/v projections (grouped-query attention)
+    ("awq", "mistral"): "GPTQModel's AWQ needs a multiple of 64 outputs per linear and the "
+                        "zoo's k_proj has 32, so awq refuses the model (use gptq or rtn)",
 }
 
 

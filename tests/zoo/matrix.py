@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 COLUMNS = ("load", "generate", "stop strings", "verbmem", "knowmem", "privleak + MIA",
-           "utility", "rtn", "bnb", "dtype", "ga/npo x gdr/klr", "SURE",
+           "utility", "rtn", "bnb", "gptq", "awq", "dtype", "ga/npo x gdr/klr", "SURE",
            "plug-in method", "diff")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,12 +140,13 @@ CHECKS = """\
   training, and MoE expert blocks are among the candidates.
 - **diff**: `unlearnspec diff` compares at least 95% of the decoder's weights.
 
-GPTQ and AWQ are not columns yet: their zoo checks are not in the suite. Measured by hand on
-the zoo with GPTQModel 7.7 (not a test): AWQ ends the whole process on phi3, falcon and gpt2,
-so unlearnspec refuses those model types before GPTQModel starts; GPTQ reads GPT-2's Conv1D
-weights back transposed, Phi-3's readback names `gate_proj`/`up_proj` the checkpoint does not
-have, GPT-NeoX loses its offloaded `embed_out` (FileNotFoundError), and on Mixtral/Qwen2-MoE
-the fused expert tensors have no readback value.
+**gptq**, **awq** (GPTQModel, 4 bits, group size 32, 8 calibration windows of 64 tokens;
+in CI on one case per module layout): the same coverage and rebuilt-logits checks, to the
+bfloat16 precision GPTQModel's CPU kernels compute in. GPT-2's Conv1D weights are read back
+as [in, out] and Phi-3's `gate_up_proj`, which GPTQModel quantizes as two linears, is joined
+back, so weight metrics compare the checkpoint's own tensors; GPT-NeoX is quantized without
+GPTQModel's disk offload (which loses its head); MoE models, whose experts transformers
+stores as 3-D parameters GPTQModel leaves float, are refused.
 """
 
 

@@ -140,3 +140,51 @@ def test_dtype_casts_every_weight(zoo, case, dtype) -> None:
     assert share >= MIN_COVERAGE
     with torch.no_grad():
         assert torch.isfinite(q(torch.tensor(IDS)).logits.float()).all()
+
+
+def _zoo_calibration(zoo) -> list[str]:
+    return zoo.corpus.raw("retain")[:64]
+
+
+def _gptq_awq_check(zoo, case, method: str) -> None:
+    """GPTQ / AWQ through GPTQModel: every decoder weight is quantized and read back in the
+    checkpoint's names and layout, and a float model rebuilt from the readback computes what
+    the quantized model does; or the transform refuses the model before GPTQModel starts."""
+    from tests.zoo.cases import refused
+    from unlearnspec.errors import MissingExtraError, RunError
+    from unlearnspec.transforms.gptq import AwqTransform, GptqTransform, _gptqmodel
+    from unlearnspec.transforms.registry import GptqConfig
+
+    try:
+        _gptqmodel()
+    except MissingExtraError:
+        pytest.skip("the gptq extra is not installed (see docs/transforms.md)")
+    model, tok = zoo.fresh(case)
+    original = decoder_weights(model)
+    t = (GptqTransform if method == "gptq" else AwqTransform)(
+        GptqConfig(bits=4, group_size=32, n_samples=8, seq_len=64, calibration="zoo"))
+    ctx = _ctx(zoo, case, tok, calibration=_zoo_calibration(zoo))
+    if refused(method, case):
+        with pytest.raises(RunError, match=f"{method} cannot quantize .*use (gptq or )?rtn"):
+            t.apply(model, ctx)
+        return
+    q = t.apply(model, ctx)
+    share, untouched = coverage(original, {r.name: r.value for r in t.readback(q)})
+    assert share >= MIN_COVERAGE, f"{share:.0%} changed; untouched: {untouched[:4]}"
+    # GPTQModel's CPU kernels compute in bfloat16: agreement to its precision (as in
+    # tests/transforms/test_gptq_transform.py)
+    assert readback_parity(zoo, case, t, q) < 1.5e-2
+
+
+@pytest.mark.slow
+@pytest.mark.zoo_capability("gptq")
+@pytest.mark.parametrize("case", params("gptq", heavy=True))
+def test_gptq_quantizes_every_decoder_weight(zoo, case) -> None:
+    _gptq_awq_check(zoo, case, "gptq")
+
+
+@pytest.mark.slow
+@pytest.mark.zoo_capability("awq")
+@pytest.mark.parametrize("case", params("awq", heavy=True))
+def test_awq_quantizes_every_decoder_weight(zoo, case) -> None:
+    _gptq_awq_check(zoo, case, "awq")

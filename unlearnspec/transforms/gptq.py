@@ -52,16 +52,25 @@ AWQ_ENDS_PROCESS = {
             "c_attn, raised in a worker thread",
 }
 
+# model types on which GPTQModel 7.7's offloading of finished modules to disk loses a tensor
+# (measured on tests/zoo): they are quantized with everything kept in memory
+NO_DISK_OFFLOAD = {
+    "gpt_neox": "FileNotFoundError: offloaded tensor 'lm_head.weight' not found when it "
+                "reloads the head",
+}
+
 
 class GptqTransform(Transform):
     """`kind: gptq` (bits 2, 3, 4, 8; `group_size` must divide every linear's inputs)."""
 
-    VERSION = "gptq-1"
+    VERSION = "gptq-2"  # 2: Conv1D / split fused readback in the checkpoint layout; MoE refused
     METHOD = "gptq"
 
-    def _quantize_config(self, gm: Any) -> Any:
+    def _quantize_config(self, gm: Any, model: Any) -> Any:
         c = self.config
         kw: dict[str, Any] = {"bits": c.bits, "group_size": c.group_size}
+        if getattr(model.config, "model_type", None) in NO_DISK_OFFLOAD:
+            kw["offload_to_disk"] = False  # memory only: the numbers are the same
         if self.METHOD != "gptq":
             kw["method"] = self.METHOD
         return gm.QuantizeConfig(**kw)
@@ -75,9 +84,16 @@ class GptqTransform(Transform):
                 f"awq cannot quantize a {model_type} model: GPTQModel's AWQ fails inside its "
                 f"worker threads on this architecture ({AWQ_ENDS_PROCESS[model_type]}) and "
                 f"ends the whole process; use gptq or rtn for this model")
+        roles = parameter_roles(model)
+        experts = [i.name for i in roles.values() if i.decoder and i.layout == "experts"]
+        if experts:
+            raise RunError(
+                f"{self.METHOD} cannot quantize {experts[0]} (and {len(experts) - 1} more): "
+                f"GPTQModel quantizes nn.Linear modules and transformers stores this model's "
+                f"MoE experts as fused 3-D parameters, so they would stay float and weight "
+                f"metrics would compare an unquantized model; use rtn for this model")
         gs = self.config.group_size
-        decoder = {i.name.removesuffix(".weight") for i in parameter_roles(model).values()
-                   if i.decoder}
+        decoder = {i.name.removesuffix(".weight") for i in roles.values() if i.decoder}
         for name, mod in model.named_modules():
             if not isinstance(mod, torch.nn.Linear) or name not in decoder:
                 continue
@@ -95,6 +111,7 @@ class GptqTransform(Transform):
     def apply(self, model: Any, ctx: TransformContext) -> Any:
         gm = _gptqmodel()
         self.preflight(model)
+        qconfig = self._quantize_config(gm, model)
         del model  # GPTQModel loads and quantizes the checkpoint itself
         examples = calibration_examples(
             ctx.calibration, ctx.tokenizer, n_samples=self.config.n_samples,
@@ -105,8 +122,7 @@ class GptqTransform(Transform):
         # afterwards is not runnable: save the artifact and load it back, as a user would.
         with tempfile.TemporaryDirectory(prefix=f"unlearnspec-{self.METHOD}-") as tmp:
             try:
-                qm = gm.GPTQModel.load(str(ctx.checkpoint), self._quantize_config(gm),
-                                       device=ctx.device)
+                qm = gm.GPTQModel.load(str(ctx.checkpoint), qconfig, device=ctx.device)
                 qm.quantize(examples, batch_size=1)
                 qm.save(tmp)
                 del qm
@@ -130,7 +146,7 @@ class GptqTransform(Transform):
 class AwqTransform(GptqTransform):
     """`kind: awq` (4 bits). AWQ also rescales norm weights; readback returns them too."""
 
-    VERSION = "awq-1"
+    VERSION = "awq-2"
     METHOD = "awq"
 
 
@@ -157,16 +173,54 @@ def dequantize_module(mod: Any) -> torch.Tensor | None:
     return w.T.float().contiguous()  # both kernels hold the weight as [in, out]
 
 
+# fused checkpoint tensors GPTQModel's model definitions split into separately quantized
+# linears (Phi-3's gate_up_proj = [gate; up] along the outputs, as Phi3MLP chunks it)
+SPLIT_FUSED = {"gate_up_proj": ("gate_proj", "up_proj")}
+
+
+def _float_layout(model: Any) -> tuple[set[str], dict[str, tuple[int, ...]]]:
+    """(names of the modules that are Conv1D in the model's own transformers architecture,
+    shapes of its parameters): GPTQModel replaces modules, so the quantized model itself no
+    longer shows the checkpoint's layout. Built on the meta device from the config."""
+    from transformers import AutoModelForCausalLM
+
+    config = getattr(model, "config", None)
+    if config is None:
+        return set(), {}
+    with torch.device("meta"):
+        try:
+            ref = AutoModelForCausalLM.from_config(config)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RunError(f"cannot read back a GPTQ/AWQ {config.model_type} model in its "
+                           f"checkpoint's layout: transformers cannot build the float "
+                           f"architecture ({exc})") from exc
+    conv1d = {n for n, m in ref.named_modules() if type(m).__name__ == "Conv1D"}
+    return conv1d, {n: tuple(p.shape) for n, p in ref.named_parameters()}
+
+
 def gptqmodel_readback(model: Any) -> Iterator[Readback]:
     """Readback of a model holding GPTQModel quantized linears (quantized here, or a GPTQ/AWQ
-    checkpoint loaded through transformers)."""
+    checkpoint loaded through transformers), in the float architecture's names and layout:
+    Conv1D weights as [in, out], split fused linears joined back."""
     _gptqmodel()
+    conv1d, shapes = _float_layout(model)
     done: set[str] = set()
+    quantized: dict[str, torch.Tensor] = {}
     for mod_name, mod in model.named_modules():
         w = dequantize_module(mod)
         if w is not None:
             done.add(f"{mod_name}.weight")
-            yield Readback(f"{mod_name}.weight", w, True)
+            quantized[f"{mod_name}.weight"] = w.T.contiguous() if mod_name in conv1d else w
+    for fused, parts in SPLIT_FUSED.items():
+        for name in [n for n in shapes if n.endswith(f".{fused}.weight") and n not in quantized]:
+            prefix = name[: -len(f"{fused}.weight")]
+            pieces = [quantized.get(f"{prefix}{p}.weight") for p in parts]
+            if all(t is not None for t in pieces):
+                for p in parts:
+                    del quantized[f"{prefix}{p}.weight"]
+                quantized[name] = torch.cat(pieces, dim=0)  # type: ignore[arg-type]
+    for name, w in quantized.items():
+        yield Readback(name, w, True)
     for name, p in model.named_parameters():
         if name not in done and p.is_floating_point():
             yield Readback(name, p.detach().float(), False)
