@@ -79,7 +79,12 @@ case "$cmd" in
   setup) setup ;;
   run)
     setup
-    exec "$VENV/bin/python" -m pytest --unlearn-spec specs/tiny.yaml "$@"
+    # a warm rerun is mostly start-up: keep compiled bytecode between runs (an environment
+    # that sets PYTHONDONTWRITEBYTECODE recompiles and assert-rewrites every module each
+    # time) and skip hypothesis's pytest plugin, which imports all of hypothesis (~2 s on
+    # two busy cores) for a terminal summary that spec items never fill
+    PYTHONDONTWRITEBYTECODE= exec "$VENV/bin/python" -m pytest -p no:hypothesispytest \
+      --unlearn-spec specs/tiny.yaml "$@"
     ;;
   test)
     need_browser
