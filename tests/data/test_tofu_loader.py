@@ -119,6 +119,10 @@ def test_hub_id_reads_the_local_hub_cache_offline(tmp_path: Path, monkeypatch) -
     pytest.importorskip("huggingface_hub")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    # huggingface_hub reads the variable once, at import (another test may have imported it)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     with pytest.raises(RunError, match="HF_HUB_OFFLINE is set and dataset 'locuslab/TOFU'"):
         load_corpus("locuslab/TOFU#forget10", tmp_path / "cache")
     repo = tmp_path / "hf" / "datasets--locuslab--TOFU"
