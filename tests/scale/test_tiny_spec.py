@@ -61,7 +61,7 @@ def test_the_4bit_recovery_is_caught_for_all_six_methods_and_only_there(report: 
                  "quantization-undoes-update", "update-survives-on-natural-target",
                  "utility-kept", "utility-kept-rtn8", "utility-kept-rtn4"):
         assert set(claims[name]) == {"pass"}, (name, claims[name])
-    assert sum(sum(c.values()) for c in claims.values()) == 74
+    assert sum(sum(c.values()) for c in claims.values()) == 80
 
 
 def test_the_matrix_shows_table_1s_four_columns_and_table_2s_rows(report: dict) -> None:
@@ -75,6 +75,13 @@ def test_the_matrix_shows_table_1s_four_columns_and_table_2s_rows(report: dict) 
                      f"privleak[{method} @ rtn4]", f"knowmem_forget[{method} @ gptq4]",
                      f"knowmem_forget[{method} @ awq4]", f"knowmem_forget[{method} @ fp4]"):
             assert cell in labels, cell
+
+
+def test_relearning_brings_back_little_but_rtn4_still_does_after_it(report: dict) -> None:
+    claims = by_claim(report)
+    assert claims["no-relearning-50-steps"] == Counter({"pass": 3})
+    assert claims["no-recovery-relearned-then-rtn4"] == Counter(xfail=2)
+    assert claims["sure-survives-relearned-then-rtn4"] == Counter({"pass": 1})
 
 
 def test_recovered_facts_come_back_close_to_the_targets_level(report: dict) -> None:
