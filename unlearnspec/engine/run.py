@@ -155,6 +155,7 @@ class Run:
         self._data_keys: dict[str, str] = {}
         self._calibration_texts: dict[str, list[str]] = {}
         self._transforms: dict[str, Any] = {}
+        self._held_out: dict[str, list[dict[str, str]]] = {}  # relearn name -> its QA pairs
         self._tokenizers: dict[str, str] = {}
         self._results: dict[Measurement, MetricResult] = {}
         self._coverage: dict[tuple[str, str | None], Any] = {}  # (model, transform) -> Coverage
@@ -534,11 +535,13 @@ class Run:
 
     def held_out(self, name: str) -> list[dict[str, str]]:
         """The forget QA pairs a `data: forget_holdout` relearning trains on."""
-        from ..transforms.holdout import held_out_pairs
+        if name not in self._held_out:
+            from ..transforms.holdout import held_out_pairs
 
-        c = self.spec.transforms[name].config
-        return held_out_pairs(self.corpus(self._relearn_corpus(name)), c.holdout,
-                              self._relearn_seed(name))
+            c = self.spec.transforms[name].config
+            self._held_out[name] = held_out_pairs(self.corpus(self._relearn_corpus(name)),
+                                                  c.holdout, self._relearn_seed(name))
+        return self._held_out[name]
 
     def relearn_texts(self, name: str) -> list[str]:
         c = self.spec.transforms[name].config
