@@ -105,3 +105,16 @@ def test_layer_plots_in_natural_order(records):
     ({"name": "x"}, None), ("text", None)])
 def test_layer_value(entry, value):
     assert layer_value("code_flip_rate", entry) == value
+
+
+def test_a_measurement_without_a_relearning_holdout_never_fills_a_full_set_cell(records):
+    import copy
+
+    before = _view(records).cells[("ga_klr", "fp", "knowmem_forget")].value
+    changed = copy.deepcopy(records)
+    first = next(r for r in changed if r["subject"] == "ga_klr")
+    label = "knowmem_forget[ga_klr] without rel50's holdout"
+    plain = first["measurements"]["knowmem_forget[ga_klr]"]
+    first["measurements"][label] = {**copy.deepcopy(plain), "without_holdout_of": ["rel50"],
+                                    "result": {**plain["result"], "value": -1.0, "n": 3}}
+    assert _view(changed).cells[("ga_klr", "fp", "knowmem_forget")].value == before != -1.0

@@ -112,6 +112,10 @@ def build_view(report: Mapping[str, Any]) -> View:
     values: dict[tuple[str, str, str], tuple[float | None, int | None]] = {}
     models_seen: list[str] = []
     for label, m in measurements.items():
+        if m.get("without_holdout_of"):
+            # measured without a relearning holdout: another sample set than the cell's, kept
+            # in the claim's explanation and the JSON, never in the full-set matrix
+            continue
         parsed = parse_label(label)
         metric = m.get("metric") or (parsed[0] if parsed else None)
         model = m.get("model") or (parsed[1] if parsed else None)
