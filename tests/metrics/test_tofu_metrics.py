@@ -6,6 +6,7 @@ REFERENCE_* were produced by running locuslab/tofu's `evaluate_util.get_all_eval
 in float32 on the CPU, on the miniature of tests/metrics/tofu_miniature.py with
 `make_tofu_model(seed=0)` as the model evaluated and `make_tofu_model(seed=1)` as the retain
 model (datasets.load_dataset pointed at the miniature's files; nothing else changed).
+REFERENCE_LLAMA2 is the same run with `model_family: llama2-7b` on the BPE-tokenized model.
 """
 from __future__ import annotations
 
@@ -216,3 +217,55 @@ def test_which_tofu_numbers_a_confidence_interval_can_resample() -> None:
         ["mean"] * 4
     # a KS p-value and a harmonic mean of means are no mean over records
     assert stat("tofu_forget_quality") is None and stat("tofu_model_utility") is None
+
+
+# TOFU's code with `model_family: llama2-7b` (split at " [/INST]", re-appended to the prompt),
+# max_length 64, eval batch_size 4, on make_tofu_bpe_model(seed=0) (forget quality against
+# seed 1). Model utility is 0 as TOFU's hmean makes it: the random model's ROUGE on real
+# authors and world facts is 0.
+REFERENCE_LLAMA2 = {
+    "forget.prob": 0.0032362970761267537, "forget.rouge": 0.08333333333333333,
+    "forget.truth_ratio": 0.9882936375146004,
+    "retain.prob": 0.003254159787901454, "retain.rouge": 0.09259259259259259,
+    "retain.truth_ratio": 0.008239955470730444,
+    "real_authors.prob": 0.250432068502668, "real_authors.rouge": 0.0,
+    "real_authors.truth_ratio": 0.015046054785919,
+    "world_facts.prob": 0.2510629120809214, "world_facts.rouge": 0.0,
+    "world_facts.truth_ratio": 0.031697043116794575,
+    "model_utility": 0.0, "forget_quality": 0.474025974025974,
+}
+REFERENCE_LLAMA2_FORGET_ROUGE = (1 / 6, 0.0, 1 / 6, 0.0, 1 / 6, 0.0)
+
+
+@pytest.mark.slow
+def test_llama2_template_matches_tofus_code(tmp_path: Path) -> None:
+    from unlearnspec.data import load_corpus
+    from unlearnspec.metrics import tofu
+    from unlearnspec.models.loading import load_causal_lm
+
+    mini = _mini()
+    corpus = load_corpus(f"{mini.write_tofu(tmp_path / 'tofu')}#forget10:llama2",
+                         tmp_path / "cache")
+    model, tok = load_causal_lm(mini.make_tofu_bpe_model(tmp_path / "b0", seed=0),
+                                device="cpu")
+    retain, rtok = load_causal_lm(mini.make_tofu_bpe_model(tmp_path / "b1", seed=1),
+                                  device="cpu")
+    ours = {}
+    for split in ("forget", "retain", "real_authors", "world_facts"):
+        cfg = TofuSplitConfig(split=split, eval_batch_size=4, max_length=64)
+        for stat, fn in (("prob", tofu.tofu_prob), ("rouge", tofu.tofu_rouge),
+                         ("truth_ratio", tofu.tofu_truth_ratio)):
+            result = fn(model, tok, corpus, cfg)
+            ours[f"{split}.{stat}"] = result.value
+            if (split, stat) == ("forget", "rouge"):
+                assert result.per_sample == pytest.approx(REFERENCE_LLAMA2_FORGET_ROUGE,
+                                                          abs=1e-12)
+                assert result.details["examples"][0]["prompt"].endswith("? [/INST]")
+    ours["model_utility"] = tofu.tofu_model_utility(
+        model, tok, corpus, TofuUtilityConfig(eval_batch_size=4, max_length=64)).value
+    fq = TofuForgetQualityConfig(max_length=64)
+    ours["forget_quality"] = tofu.combine_reference(
+        tofu.tofu_forget_truth_ratios(model, tok, corpus, fq),
+        tofu.tofu_forget_truth_ratios(retain, rtok, corpus, fq), fq).value
+    bad = {k: (ours[k], v) for k, v in REFERENCE_LLAMA2.items() if not _close(ours[k], v)}
+    assert not bad

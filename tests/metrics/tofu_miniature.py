@@ -74,3 +74,37 @@ def make_tofu_model(out: Path, seed: int = 0, extra: tuple[str, ...] = (), **kwa
     words = [*module.WORDS, *(w for w in EXTRA if w not in module.WORDS)]
     words += [w for w in extra if w not in words]
     return module.make_tiny_checkpoint(out, seed=seed, words=tuple(words), **kwargs)
+
+
+def make_tofu_bpe_model(out: Path, seed: int = 0) -> Path:
+    """A random tiny Llama with a byte-level BPE tokenizer trained on the fixture's texts in
+    Llama-2-chat's template (the word-level tokenizer cannot split `[/INST]` from the answer
+    glued to it, as the llama2 template writes them)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    texts = [f"[INST] {r['question']} [/INST]{a}" for rows in records().values()
+             for r in rows for a in [r["answer"], *r.get("perturbed_answer", []),
+                                     r.get("paraphrased_answer", "")]]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
+                                                       special_tokens=[("<s>", bos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                      max_position_embeddings=256, bos_token_id=bos,
+                      eos_token_id=tok.token_to_id("</s>"),
+                      pad_token_id=tok.token_to_id("<pad>"), tie_word_embeddings=False)
+    out.mkdir(parents=True, exist_ok=True)
+    LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
+    fast.save_pretrained(out)
+    return out
