@@ -446,7 +446,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     width = tr._tw.fullwidth if tr.isatty() else max(tr._tw.fullwidth, 240)
     tr.write(render_records(state.records, width=width, color=tr.hasmarkup))
     counts = ", ".join(f"{k} {state.counts.get(k, 0)}"
-                       for k in ("trained", "unlearned", "transformed", "measured"))
+                       for k in ("trained", "unlearned", "relearned", "transformed", "measured"))
     tr.write_line(f"computed this session: {counts}")
     for path in _write_reports(config, state):
         tr.write_line(f"unlearnspec report: {path}")
