@@ -6,9 +6,12 @@ Every failure is a RunError naming the file and what was expected. Parquet needs
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import MissingExtraError, RunError
 
@@ -23,15 +26,54 @@ def _check_file(path: Path) -> None:
         raise RunError(f"data file {path} is empty")
 
 
-def _json_lines(path: Path) -> list[Any]:
+def _json_lines(path: Path, text: str | None = None) -> list[Any]:
+    text = path.read_text(encoding="utf-8") if text is None else text
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise RunError(f"{path}:{lineno}: invalid JSON line: {exc.msg}") from exc
     return rows
+
+
+def json_or_lines(path: Path) -> list[Any]:
+    """A `.json` file that may hold JSON lines despite its suffix, as the hub stores some
+    datasets' (TOFU's): a JSON list (or one object) first, else one record per line."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return _json_lines(path, text)
+    return data if isinstance(data, list) else [data]
+
+
+def tree_digest(root: Path) -> str:
+    """A short content hash of every file below `root` (relative names and bytes)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_dir_once(out: Path, write: Callable[[Path], None]) -> Path:
+    """`out`, built by `write(tmp)` in a hidden sibling and renamed into place unless it
+    exists: readers never see a half-written directory, and of two processes building it at
+    once the first rename wins (both write the same content)."""
+    if out.is_dir():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
+    try:
+        write(tmp / "c")
+        try:
+            (tmp / "c").rename(out)
+        except OSError:  # another process won the race; its copy is identical
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def _parquet(path: Path) -> list[Any]:

@@ -16,7 +16,6 @@ with `probes()`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
-from .files import read_records
+from .files import build_dir_once, read_records, tree_digest
 
 PROBE_FILES = ("forget_level1", "forget_level2", "forget_level3", "neighbor_level1",
                "neighbor_level2")
@@ -52,13 +51,6 @@ class Probe:
 
 def is_rwku_target_dir(path: Path) -> bool:
     return (path / "forget_level1.json").is_file()
-
-
-def _digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _write_corpus(target_dir: Path, out: Path) -> None:
@@ -97,20 +89,8 @@ def corpus_from_rwku(target_dir: str | Path, cache_dir: str | Path) -> Path:
     missing = [f"{n}.json" for n in PROBE_FILES[:3] if not (target_dir / f"{n}.json").is_file()]
     if missing:
         raise RunError(f"{target_dir} is not an RWKU target directory: no {', '.join(missing)}")
-    out = Path(cache_dir) / f"rwku-{_digest(target_dir)}"
-    if out.is_dir():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-rwku-"))
-    try:
-        _write_corpus(target_dir, tmp / "c")
-        try:
-            (tmp / "c").rename(out)
-        except OSError:  # another worker won the race; its copy is identical
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    out = Path(cache_dir) / f"rwku-{tree_digest(target_dir)}"
+    return build_dir_once(out, lambda d: _write_corpus(target_dir, d))
 
 
 def corpus_from_rwku_snapshot(snapshot: str | Path, target: str, cache_dir: str | Path) -> Path:

@@ -24,17 +24,14 @@ refusal, as TOFU's IDK baseline does).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
-from .files import read_records
+from .files import build_dir_once, json_or_lines, read_records, tree_digest
 
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
 EVAL_SPLITS = ("forget", "retain", "real_authors", "world_facts")
@@ -103,25 +100,6 @@ def parse_fragment(fragment: str) -> tuple[str, str] | None:
     return forget, template
 
 
-def _json_or_lines(path: Path) -> list[Any]:
-    """A `.json` file as the hub stores TOFU's: JSON lines despite the suffix (a JSON list
-    is read too)."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-        return data if isinstance(data, list) else [data]
-    except json.JSONDecodeError:
-        pass
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise RunError(f"{path}:{lineno}: invalid JSON line: {exc.msg}") from exc
-    return rows
-
-
 def split_files(root: Path, split: str) -> list[Path]:
     for candidate in (root / f"{split}.json", root / f"{split}.jsonl"):
         if candidate.is_file():
@@ -141,7 +119,7 @@ def read_split(root: Path, split: str) -> tuple[list[Any], str]:
                        f"lines, as locuslab/TOFU stores it) or {split}/train-*.parquet")
     rows: list[Any] = []
     for f in files:
-        rows += _json_or_lines(f) if f.suffix == ".json" else read_records(f)
+        rows += json_or_lines(f) if f.suffix == ".json" else read_records(f)
     return rows, str(files[0] if len(files) == 1 else files[0].parent)
 
 
@@ -171,13 +149,6 @@ def eval_items(rows: list[Any], where: str, split: str) -> list[TofuItem]:
     if not out:
         raise RunError(f"{where} holds no records")
     return out
-
-
-def _digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _write(snapshot: Path, forget: str, template: str, out: Path) -> None:
@@ -220,20 +191,8 @@ def corpus_from_tofu(snapshot: str | Path, forget: str, template: str,
     if not is_tofu_dir(snapshot):
         raise RunError(f"{snapshot} is not a TOFU dataset: no forget01/05/10_perturbed split "
                        f"(expected e.g. {forget}_perturbed.json)")
-    out = Path(cache_dir) / f"tofu-{_digest(snapshot)}-{forget}-{template}"
-    if out.is_dir():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-tofu-"))
-    try:
-        _write(snapshot, forget, template, tmp / "c")
-        try:
-            (tmp / "c").rename(out)
-        except OSError:  # another worker won the race; its copy is identical
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    out = Path(cache_dir) / f"tofu-{tree_digest(snapshot)}-{forget}-{template}"
+    return build_dir_once(out, lambda d: _write(snapshot, forget, template, d))
 
 
 def tofu_from_hub(repo_id: str, forget: str, template: str, cache_dir: str | Path, *,
