@@ -191,8 +191,8 @@ _SCRATCH = _Scratch()
 
 class _RowReader:
     """Blocks of rows of float tensors from memory maps of the safetensors files (each file
-    mapped once). `rows` gives float32 (a view of the map for F32 data, else a converted
-    copy); `release` drops a block's pages from the process once it is no longer needed."""
+    mapped once). `rows` gives float32 copied out of the map; `release` drops a block's
+    pages from the process once it is no longer needed."""
 
     def __init__(self, stack: ExitStack) -> None:
         self._stack = stack
@@ -223,8 +223,8 @@ class _RowReader:
         return e.start + r0 * row * size, (r1 - r0) * row * size
 
     def rows(self, e: _Entry, r0: int, r1: int, key: str = "rows") -> Any:
-        """Rows r0:r1 as float32: a view of the map for F32 data, else converted into this
-        thread's scratch buffer `key` (valid until the next call with that key)."""
+        """Rows r0:r1 as float32, copied (converted) into this thread's scratch buffer `key`
+        (valid until the next call with that key)."""
         import torch
 
         dtype = getattr(torch, _DTYPES[e.dtype][0])
@@ -237,8 +237,8 @@ class _RowReader:
             return torch.empty(shape, dtype=torch.float32)
         t = torch.frombuffer(m, dtype=dtype, count=length // _DTYPES[e.dtype][1],
                              offset=start).reshape(shape)
-        if t.dtype == torch.float32:
-            return t
+        # always a copy: a block never aliases the map, so dropping its pages (release) while
+        # another thread still reads a neighbouring block cannot touch what it computes with
         return _SCRATCH.get(key, t.numel(), torch.float32).view(shape).copy_(t)
 
     def release(self, e: _Entry, r0: int, r1: int) -> None:
