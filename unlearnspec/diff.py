@@ -636,9 +636,9 @@ def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DE
                      *, chunk_elements: int = CHUNK_ELEMENTS,
                      threads: int | None = None) -> DiffReport:
     """Stream both checkpoints tensor by tensor (in blocks of rows where the transforms
-    allow) and tally every transform in one pass, on `threads` threads (default: every CPU
-    this process may use; torch runs one intra-op thread per block meanwhile, so the numbers
-    are the same for any count). Raises DiffError for an unknown transform, a directory
+    allow) and tally every transform in one pass, on `threads` threads (default 1: a test
+    mixing many modules under xdist saw two threaded diffs of one pair differ, cause not
+    found; torch runs one intra-op thread per block meanwhile). Raises DiffError for an unknown transform, a directory
     without safetensors, or tensor names / shapes that differ."""
     import torch
 
@@ -672,7 +672,7 @@ def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DE
 
         torch.set_num_threads(1)  # one thread per block: the same dots for any `threads`
         try:
-            _run_in_order(jobs(), threads or default_threads())
+            _run_in_order(jobs(), threads or 1)
         finally:
             torch.set_num_threads(intra)
     return DiffReport(str(target), str(subject), list(built), tensors, skipped)
