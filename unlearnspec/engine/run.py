@@ -450,7 +450,8 @@ class Run:
         ms = self.spec.models[model]
         import torch
 
-        dtype = getattr(torch, ms.dtype) if ms.dtype else None
+        # `auto`: the checkpoint's own dtype, as transformers reads it from config.json
+        dtype = ms.dtype if ms.dtype == "auto" else getattr(torch, ms.dtype) if ms.dtype else None
         placement = {"device_map": _device_map(ms.device_map, self.device)} \
             if getattr(ms, "device_map", None) else {}
         m, tok = load_causal_lm(path, device=self.device, dtype=dtype, revision=ms.revision,
