@@ -87,3 +87,17 @@ class Transform(ABC):
     def streams(self) -> bool:
         """True when `quantize_tensor` is implemented."""
         return type(self).quantize_tensor is not Transform.quantize_tensor
+
+
+class InPlaceTransform(Transform):
+    """A transform that changes weights in place and keeps every module's type (RTN, GGUF
+    block formats, pruning): its readback is the model's own parameters, marked quantized
+    where `selects` chose them."""
+
+    def readback(self, model: Any) -> Iterator[Readback]:
+        from .roles import iter_parameters
+
+        infos = {info.name: info for info, _ in iter_parameters(model)}
+        for name, p in model.named_parameters():
+            info = infos.get(name)
+            yield Readback(name, p.detach(), info is not None and self.selects(info))

@@ -23,13 +23,13 @@ types either (`llama-quantize` stops with "no tensor type fallback is defined").
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import RunError
-from .base import Quantized, Readback, Transform, TransformContext
+from .base import InPlaceTransform, Quantized, TransformContext
 from .roles import DECODER_ROLES, ROLES, WeightInfo, iter_parameters
 from .rtn import from_rows, to_rows
 
@@ -88,7 +88,7 @@ def gguf_codes(blocks: np.ndarray, type_name: str) -> np.ndarray:
     return gguf_dequantize(unit.reshape(blocks.shape), type_name).astype(np.int16)
 
 
-class GgufTransform(Transform):
+class GgufTransform(InPlaceTransform):
     """`kind: gguf`. Fake-quantizes the selected weights in place: nn.Linear along its input
     axis, Conv1D along its transpose, MoE expert tensors per expert row."""
 
@@ -138,8 +138,3 @@ class GgufTransform(Transform):
                 p.data.copy_(values.to(p.device))
         return model
 
-    def readback(self, model: Any) -> Iterator[Readback]:
-        infos = {info.name: info for info, _ in iter_parameters(model)}
-        for name, p in model.named_parameters():
-            info = infos.get(name)
-            yield Readback(name, p.detach(), info is not None and self.selects(info))

@@ -23,12 +23,12 @@ pruned so far, stopped after that block.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from ..errors import RunError
-from .base import Quantized, Readback, Transform, TransformContext
+from .base import InPlaceTransform, Quantized, TransformContext
 from .roles import DECODER_ROLES, WeightInfo, iter_parameters
 from .rtn import from_rows, to_rows
 
@@ -76,7 +76,7 @@ def _stop(*_: Any) -> None:
     raise _Stop()
 
 
-class PruneTransform(Transform):
+class PruneTransform(InPlaceTransform):
     """`kind: prune` (see the module docstring)."""
 
     VERSION = "prune-1"
@@ -176,11 +176,6 @@ class PruneTransform(Transform):
                            f"is not called in the model's forward pass")
         return sums
 
-    def readback(self, model: Any) -> Iterator[Readback]:
-        infos = {info.name: info for info, _ in iter_parameters(model)}
-        for name, p in model.named_parameters():
-            info = infos.get(name)
-            yield Readback(name, p.detach(), info is not None and self.selects(info))
 
     def coverage_hint(self) -> str:
         return ("Pruning zeroes weights of the matrices it selects; at this ratio it zeroed "

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from ..errors import RunError
-from .base import Quantized, Readback, Transform, TransformContext
+from .base import InPlaceTransform, Quantized, TransformContext
 from .roles import DECODER_ROLES, ROLES, WeightInfo, iter_parameters
 
 GRIDS = ("symmetric", "paper", "paper_clamped")
@@ -181,7 +181,7 @@ def from_rows(rows: torch.Tensor, layout: str, shape: tuple[int, ...]) -> torch.
 _ROLES = {"decoder": set(DECODER_ROLES), "decoder+head": {*DECODER_ROLES, "head"},
           "all": set(ROLES)}
 
-class RtnTransform(Transform):
+class RtnTransform(InPlaceTransform):
     """`kind: rtn`. Fake-quantizes the selected weights in place on the model's device:
     nn.Linear (and subclasses), Conv1D along its transpose, MoE expert tensors with one scale
     per expert × output channel (per expert matrix for `group_size: 0`), the tied head once."""
@@ -245,8 +245,3 @@ class RtnTransform(Transform):
             p.data.copy_(values)
         return model
 
-    def readback(self, model: Any) -> Iterator[Readback]:
-        infos = {info.name: info for info, _ in iter_parameters(model)}
-        for name, p in model.named_parameters():
-            info = infos.get(name)
-            yield Readback(name, p.detach(), info is not None and self.selects(info))
