@@ -387,22 +387,27 @@ def _train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch |
         for step in range(1, steps + 1):
             parts = [_micro_step(model, impl, ref, *next(pairs), config, dev, autocast)
                      for _ in range(config.grad_accum)]
-            forget = sum(p[0] for p in parts) / len(parts)
-            retain = sum(p[1] for p in parts) / len(parts)
-            total = forget + config.alpha * retain
-            if not math.isfinite(total):
-                raise RunError(f"unlearning with '{name}' diverged at step {step}: the loss "
-                               f"is {total}. Lower lr (now {config.lr}) or the number of "
-                               f"steps.")
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            fault_point("unlearn-step")
-            entry = {"step": step, "forget": forget, "retain": retain, "total": total}
+            entry = _step(name, step, sum(p[0] for p in parts) / len(parts),
+                          sum(p[1] for p in parts) / len(parts), config, optimizer, scheduler)
             log.append(entry)
             bar.update(entry)
     model.eval()
     return log
+
+
+def _step(name: str, step: int, forget: float, retain: float, config: UnlearnConfig,
+          optimizer: Any, scheduler: Any) -> dict[str, float]:
+    """The end of one optimizer step, on one process or several: refuse a diverged loss,
+    step, and the step's log entry."""
+    total = forget + config.alpha * retain
+    if not math.isfinite(total):
+        raise RunError(f"unlearning with '{name}' diverged at step {step}: the loss is "
+                       f"{total}. Lower lr (now {config.lr}) or the number of steps.")
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    fault_point("unlearn-step")
+    return {"step": step, "forget": forget, "retain": retain, "total": total}
 
 
 def _train_ddp(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | None]],
@@ -430,16 +435,7 @@ def _train_ddp(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Bat
             sums += torch.tensor([f, r], dtype=torch.float64)
         sums = accelerator.reduce(sums.to(dev), reduction="sum").cpu()
         forget, retain = (float(x) / config.grad_accum for x in sums)
-        total = forget + config.alpha * retain
-        if not math.isfinite(total):
-            raise RunError(f"unlearning with '{name}' diverged at step {step}: the loss "
-                           f"is {total}. Lower lr (now {config.lr}) or the number of "
-                           f"steps.")
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        fault_point("unlearn-step")
-        log.append({"step": step, "forget": forget, "retain": retain, "total": total})
+        log.append(_step(name, step, forget, retain, config, optimizer, scheduler))
     model.eval()
     return log
 
