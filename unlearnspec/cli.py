@@ -68,7 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         values.setdefault(m.label(), r.value)
     print(render_matrix(values, width=120))
     counts = ", ".join(f"{k} {run.stats.get(k, 0)}"
-                       for k in ("trained", "unlearned", "transformed", "measured"))
+                       for k in ("trained", "unlearned", "relearned", "transformed", "measured"))
     print(f"computed: {counts}")
     run.close()
     # the same policy as the plugin's --unlearn-inconclusive (docs/report.md)

@@ -97,7 +97,9 @@ def test_a_run_that_cannot_fit_is_refused_with_the_numbers(unlearn, monkeypatch,
     monkeypatch.setenv(BUDGET_ENV, "64GB")
     _, log = unlearn("npo_klr", max_steps=1)
     est = log["memory_estimate"]
-    assert est["budget"] == 64 * 2**30 and est["reference"] == est["weights"]
+    # under a 64 GB budget the same run is not refused; the log holds no budget (the free
+    # memory of the moment would make two runs' reports differ)
+    assert "budget" not in est and est["reference"] == est["weights"]
     assert est["total"] == sum(est[k] for k in ("weights", "gradients", "optimizer",
                                                 "reference", "activations"))
 

@@ -63,10 +63,12 @@ class MemoryEstimate:
         return f"needs about {_gb(self.total)} ({parts}); budget {have}"
 
     def to_log(self) -> dict[str, Any]:
+        """The estimate, without the budget: the device's free memory is a fact of the moment,
+        not of the artifact, and the log goes into reports that must be identical for the
+        same spec and seed (the budget is printed, and in a refusal's message)."""
         return {"weights": self.weights, "gradients": self.gradients,
                 "optimizer": self.optimizer, "reference": self.reference,
-                "activations": self.activations, "total": self.total, "budget": self.budget,
-                "budget_source": self.budget_source}
+                "activations": self.activations, "total": self.total}
 
 
 def _gb(n: int | None) -> str:
