@@ -182,18 +182,13 @@ def _float_layout(model: Any) -> tuple[set[str], dict[str, tuple[int, ...]]]:
     """(names of the modules that are Conv1D in the model's own transformers architecture,
     shapes of its parameters): GPTQModel replaces modules, so the quantized model itself no
     longer shows the checkpoint's layout. Built on the meta device from the config."""
-    from transformers import AutoModelForCausalLM
+    from .roles import meta_model_from_config
 
     config = getattr(model, "config", None)
     if config is None:
         return set(), {}
-    with torch.device("meta"):
-        try:
-            ref = AutoModelForCausalLM.from_config(config)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RunError(f"cannot read back a GPTQ/AWQ {config.model_type} model in its "
-                           f"checkpoint's layout: transformers cannot build the float "
-                           f"architecture ({exc})") from exc
+    ref = meta_model_from_config(config, what=f"the checkpoint layout of a GPTQ/AWQ "
+                                              f"{config.model_type} model")
     conv1d = {n for n, m in ref.named_modules() if type(m).__name__ == "Conv1D"}
     return conv1d, {n: tuple(p.shape) for n, p in ref.named_parameters()}
 

@@ -190,12 +190,24 @@ def meta_model(checkpoint: Path) -> Any:
     except (OSError, ValueError) as exc:
         raise RunError(f"cannot tell which tensors of {checkpoint} are decoder weights: its "
                        f"config.json could not be read ({exc})") from exc
+    return meta_model_from_config(config, what=f"which tensors of {checkpoint} are decoder "
+                                                f"weights")
+
+
+def meta_model_from_config(config: Any, *, what: str) -> Any:
+    """The architecture of `config` built on the meta device; `what` says, in the error,
+    what could not be told without it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ..errors import RunError
+
     with torch.device("meta"):
         try:
             return AutoModelForCausalLM.from_config(config)
-        except (ValueError, KeyError) as exc:
-            raise RunError(f"cannot tell which tensors of {checkpoint} are decoder weights: "
-                           f"transformers cannot build its architecture ({exc})") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RunError(f"cannot tell {what}: transformers cannot build the "
+                           f"architecture ({exc})") from exc
 
 
 def checkpoint_roles(checkpoint: Path, model: Any | None = None) -> dict[str, WeightInfo]:
