@@ -22,7 +22,7 @@ from .errors import UnlearnSpecError
 
 if TYPE_CHECKING:
     from .engine.run import Run
-    from .spec.model import ClaimSpec, Spec
+    from .spec.tree import ClaimSpec, Spec
 
 OPT_SPEC = "--unlearn-spec"
 OPT_CACHE_DIR = "--unlearn-cache-dir"

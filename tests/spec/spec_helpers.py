@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from unlearnspec.errors import Location
 from unlearnspec.spec.claims import ClaimScope, MetricInfo, parse_claim
-from unlearnspec.spec.model import ClaimSpec
+from unlearnspec.spec.tree import ClaimSpec
 
 TINY = """\
 version: 1

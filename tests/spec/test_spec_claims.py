@@ -7,7 +7,7 @@ from spec_helpers import SCOPE
 from unlearnspec.errors import Location, SpecError
 from unlearnspec.spec import parse_claim
 from unlearnspec.spec.claims import MAX_DEPTH, tokenize
-from unlearnspec.spec.model import BinOp, Call, MetricRef, Neg, Num
+from unlearnspec.spec.tree import BinOp, Call, MetricRef, Neg, Num
 
 
 def parse(text: str):

@@ -10,7 +10,7 @@ from unlearnspec.errors import RunError
 from unlearnspec.metrics.result import MetricResult
 from unlearnspec.spec import ClaimNotComputable, evaluate_claim, format_ref
 from unlearnspec.spec.evaluate import constant_value, format_value
-from unlearnspec.spec.model import BinOp, MetricRef, Num
+from unlearnspec.spec.tree import BinOp, MetricRef, Num
 
 VALUES = {
     ("knowmem_forget", "ga_klr", "rtn4"): 51.4,

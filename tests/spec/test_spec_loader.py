@@ -10,7 +10,7 @@ import pytest
 from spec_helpers import TINY
 from unlearnspec.errors import Location, SpecError
 from unlearnspec.spec import load_spec
-from unlearnspec.spec.model import MetricRef, Settings
+from unlearnspec.spec.tree import MetricRef, Settings
 from unlearnspec.transforms.registry import RtnConfig
 from unlearnspec.unlearn.registry import KLRConfig, SureConfig
 

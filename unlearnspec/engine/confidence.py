@@ -18,7 +18,7 @@ from ..metrics import resample
 from ..metrics.registry import METRICS
 from ..spec.confidence import Interval, decide, margins, percentile_interval, replicate_sides
 from ..spec.evaluate import EQ_TOLERANCE, ClaimNotComputable, Verdict
-from ..spec.model import ClaimSpec, MetricRef
+from ..spec.tree import ClaimSpec, MetricRef
 from .cache import content_key
 
 if TYPE_CHECKING:

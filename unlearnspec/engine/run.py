@@ -28,7 +28,7 @@ from ..errors import RunError
 from ..metrics.registry import METRICS
 from ..metrics.result import MetricResult
 from ..models.gguf_file import is_gguf
-from ..spec.model import ClaimSpec, MetricRef, Spec
+from ..spec.tree import ClaimSpec, MetricRef, Spec
 from ..transforms.registry import TRANSFORMS
 from ..unlearn.registry import METHODS
 from ..spec.claims import BASELINE
@@ -311,7 +311,7 @@ class Run:
     def _not_a_group(self, name: str) -> None:
         ms = self.spec.models[name]
         if ms.seeds:
-            from ..spec.model import seed_model_name
+            from ..spec.tree import seed_model_name
 
             raise RunError(f"{ms.loc}: model '{name}' is a group of {len(ms.seeds)} seeds "
                            f"{list(ms.seeds)}, not one model; where one model is meant, name "

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..spec.evaluate import OUTCOME_ORDER, Verdict, evaluate_claim
-from ..spec.model import BinOp, Call, ClaimSpec, Comparison, MetricRef, Neg, seed_model_name
+from ..spec.tree import BinOp, Call, ClaimSpec, Comparison, MetricRef, Neg, seed_model_name
 
 if TYPE_CHECKING:
     from .run import Run

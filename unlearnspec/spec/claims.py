@@ -21,7 +21,7 @@ from typing import Any, Mapping, NoReturn
 
 from ..errors import Location, SpecError, did_you_mean
 from .evaluate import ClaimNotComputable, constant_value
-from .model import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num
+from .tree import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num
 
 FUNCTIONS = ("abs", "min", "max")
 BASELINE = "baseline"  # the stored run given by --unlearn-baseline (see docs/methods.md)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .model import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num
+from .tree import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num
 
 OUTCOMES = ("pass", "fail", "inconclusive")
 

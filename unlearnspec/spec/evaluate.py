@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..errors import RunError
 from .confidence import Interval
-from .model import BinOp, Call, ClaimSpec, Expr, MetricRef, Neg, Num
+from .tree import BinOp, Call, ClaimSpec, Expr, MetricRef, Neg, Num
 
 EQ_TOLERANCE = 1e-9
 _NEGATED = {"<=": ">", "<": ">=", ">=": "<", ">": "<=", "==": "!="}

@@ -20,7 +20,7 @@ from ..bench.names import BUILTIN_DATA, BUILTIN_MODELS
 from ..errors import Location, SpecError, did_you_mean
 from ..registry import ConfigError, UnknownComponent
 from .claims import NAME_RE, RESERVED, ClaimScope, parse_claim
-from .model import (SPEC_VERSION, ClaimSpec, DataSpec, MetricSpec, ModelSpec, Settings, Spec,
+from .tree import (SPEC_VERSION, ClaimSpec, DataSpec, MetricSpec, ModelSpec, Settings, Spec,
                     TransformSpec, seed_model_name)
 from .options import coerce, describe, field_hints, literal_choices
 from .yamlload import MAX_BYTES, LocDict, LocList, load_yaml, too_large
@@ -737,7 +737,7 @@ class _Loader:
 
 def _refs(expr: Any) -> Iterable[Any]:
     """Every metric reference in a claim's tree."""
-    from .model import MetricRef
+    from .tree import MetricRef
 
     if isinstance(expr, MetricRef):
         yield expr

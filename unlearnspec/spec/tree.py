@@ -1,4 +1,4 @@
-"""The validated, typed form of a spec file and of its claims.
+"""The spec tree: the validated, typed form of a spec file, down to each claim's expression tree.
 
 These are plain frozen values: the loader (`spec.loader`) builds them from YAML, the claim
 parser (`spec.claims`) builds the expression trees, the engine and the plugin read them.
