@@ -28,7 +28,7 @@ from ..errors import RunError
 from ..metrics.registry import METRICS
 from ..metrics.result import MetricResult
 from ..models.gguf_file import is_gguf
-from ..spec.tree import ClaimSpec, MetricRef, Spec
+from ..spec.tree import ClaimSpec, MetricRef, Spec, metric_refs
 from ..transforms.registry import TRANSFORMS
 from ..unlearn.registry import METHODS
 from ..spec.claims import BASELINE
@@ -64,17 +64,6 @@ RELOADING = frozenset({"bnb", "gptq", "awq", "gguf"})
 # a relearning claim filters (transforms/holdout.py); any other one is refused there
 CORPUS_API_METRICS = frozenset({"verbmem", "knowmem", "privleak", "mia_loss", "mia_zlib",
                                 "mia_mink", "mia_minkpp", "sharpness"})
-
-
-def _refs(node: Any) -> Iterable[MetricRef]:
-    """Every MetricRef of a claim expression."""
-    if isinstance(node, MetricRef):
-        yield node
-    for f in ("left", "right", "operand"):
-        if hasattr(node, f):
-            yield from _refs(getattr(node, f))
-    for a in getattr(node, "args", ()):
-        yield from _refs(a)
 
 
 def _asdict(config: Any) -> Any:
@@ -608,7 +597,7 @@ class Run:
         return tuple(sorted(out))
 
     def claim_exclusions(self, claim: ClaimSpec) -> tuple[str, ...]:
-        return self.exclusions(ref.transform for ref in _refs(claim.expr))
+        return self.exclusions(ref.transform for ref in metric_refs(claim.expr))
 
     def _exclusion_key(self, exclude: tuple[str, ...]) -> list[Any]:
         return sorted([self.data_key(self._relearn_corpus(r)),
@@ -850,7 +839,7 @@ class Run:
         if len(pairs) > 1 or pairs[0][1] != subject:
             return [m for c, s in pairs for m in self.measurements_of(c, s)]
         exclude = self.claim_exclusions(claim)
-        return [self.measurement_of(ref, subject, exclude) for ref in _refs(claim.expr)
+        return [self.measurement_of(ref, subject, exclude) for ref in metric_refs(claim.expr)
                 if ref.model != BASELINE]
 
     @staticmethod

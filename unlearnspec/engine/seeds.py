@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..spec.evaluate import OUTCOME_ORDER, Verdict, evaluate_claim
-from ..spec.tree import BinOp, Call, ClaimSpec, Comparison, MetricRef, Neg, seed_model_name
+from ..spec.tree import ClaimSpec, MetricRef, map_refs, seed_model_name
 
 if TYPE_CHECKING:
     from .run import Run
@@ -27,16 +27,7 @@ def seeded(run: "Run", model: str | None) -> bool:
 
 
 def _substitute(expr: Any, names: Callable[[str], str]) -> Any:
-    if isinstance(expr, MetricRef):
-        return replace(expr, model=names(expr.model)) if expr.model else expr
-    if isinstance(expr, (BinOp, Comparison)):
-        return replace(expr, left=_substitute(expr.left, names),
-                       right=_substitute(expr.right, names))
-    if isinstance(expr, Neg):
-        return replace(expr, operand=_substitute(expr.operand, names))
-    if isinstance(expr, Call):
-        return replace(expr, args=tuple(_substitute(a, names) for a in expr.args))
-    return expr
+    return map_refs(expr, lambda r: replace(r, model=names(r.model)) if r.model else r)
 
 
 def seed_views(run: "Run", claim: ClaimSpec, subject: str) -> list[tuple[int, str, ClaimSpec]]:

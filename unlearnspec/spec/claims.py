@@ -21,7 +21,7 @@ from typing import Any, Mapping, NoReturn
 
 from ..errors import Location, SpecError, did_you_mean
 from .evaluate import ClaimNotComputable, constant_value
-from .tree import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num
+from .tree import BinOp, Call, Comparison, Expr, MetricRef, Neg, Num, map_refs, metric_refs
 
 FUNCTIONS = ("abs", "min", "max")
 BASELINE = "baseline"  # the stored run given by --unlearn-baseline (see docs/methods.md)
@@ -373,39 +373,21 @@ def _inherit_baseline_transform(left: Expr, right: Expr, bare: set[tuple[int, in
     """A `baseline` written without `@` means the same measurement as the claim's first
     subject term, transform included: in `knowmem_forget @ rtn4 <= baseline + 2` the
     baseline is knowmem_forget of this subject under rtn4 in the stored run."""
-    refs = [n for n in _walk(left) + _walk(right) if isinstance(n, MetricRef)]
+    refs = [*metric_refs(left), *metric_refs(right)]
     first = next((r for r in refs if r.model is None), None)
     if first is None or not bare:
         return left, right
 
-    def fix(node: Any) -> Any:
-        if isinstance(node, MetricRef):
-            if node.model == BASELINE and node.span in bare:
-                return replace(node, transform=first.transform)
-            return node
-        if isinstance(node, BinOp):
-            return replace(node, left=fix(node.left), right=fix(node.right))
-        if isinstance(node, Neg):
-            return replace(node, operand=fix(node.operand))
-        if isinstance(node, Call):
-            return replace(node, args=tuple(fix(a) for a in node.args))
-        return node
+    def fix(ref: MetricRef) -> MetricRef:
+        if ref.model == BASELINE and ref.span in bare:
+            return replace(ref, transform=first.transform)
+        return ref
 
-    return fix(left), fix(right)
-
-
-def _walk(node: Any) -> list[Any]:
-    out = [node]
-    for attr in ("left", "right", "operand"):
-        if hasattr(node, attr):
-            out += _walk(getattr(node, attr))
-    for arg in getattr(node, "args", ()):
-        out += _walk(arg)
-    return out
+    return map_refs(left, fix), map_refs(right, fix)
 
 
 def _is_constant(expr: Expr) -> bool:
-    return not any(isinstance(n, MetricRef) for n in _walk(expr))
+    return next(metric_refs(expr), None) is None
 
 
 def _constant(expr: Expr) -> float:

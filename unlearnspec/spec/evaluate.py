@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..errors import RunError
 from .confidence import Interval
-from .tree import BinOp, Call, ClaimSpec, Expr, MetricRef, Neg, Num
+from .tree import Call, ClaimSpec, Expr, MetricRef, Neg, Num, map_refs
 
 EQ_TOLERANCE = 1e-9
 _NEGATED = {"<=": ">", "<": ">=", ">=": "<", ">": "<=", "==": "!="}
@@ -215,15 +215,7 @@ class _Evaluator:
 
     def concrete(self, expr: Expr) -> Expr:
         """The tree with every reference's model filled in (for printing)."""
-        if isinstance(expr, MetricRef):
-            return replace(expr, model=expr.model or self.subject)
-        if isinstance(expr, BinOp):
-            return replace(expr, left=self.concrete(expr.left), right=self.concrete(expr.right))
-        if isinstance(expr, Neg):
-            return replace(expr, operand=self.concrete(expr.operand))
-        if isinstance(expr, Call):
-            return replace(expr, args=tuple(self.concrete(a) for a in expr.args))
-        return expr
+        return map_refs(expr, lambda r: replace(r, model=r.model or self.subject))
 
     def term(self, ref: MetricRef) -> float:
         ref = replace(ref, model=ref.model or self.subject)

@@ -21,7 +21,7 @@ from ..errors import Location, SpecError, did_you_mean
 from ..registry import ConfigError, UnknownComponent
 from .claims import NAME_RE, RESERVED, ClaimScope, parse_claim
 from .tree import (SPEC_VERSION, ClaimSpec, DataSpec, MetricSpec, ModelSpec, Settings, Spec,
-                    TransformSpec, seed_model_name)
+                    TransformSpec, metric_refs, seed_model_name)
 from .options import coerce, describe, field_hints, literal_choices
 from .yamlload import MAX_BYTES, LocDict, LocList, load_yaml, too_large
 
@@ -676,7 +676,7 @@ class _Loader:
             self.fail_value(item, "aggregate", f"{where} has 'aggregate' but none of its "
                             f"subjects has seeds", "remove 'aggregate:', or give a subject "
                             "seeds: [...]")
-        for ref in _refs(expr):
+        for ref in metric_refs(expr):
             if ref.model is None or not spec.models.get(ref.model, None) or \
                     not spec.models[ref.model].seeds:
                 continue
@@ -699,7 +699,7 @@ class _Loader:
         from ..metrics.resample import statistic
         from .claims import BASELINE
 
-        for ref in _refs(expr):
+        for ref in metric_refs(expr):
             kind = spec.metrics[ref.metric].kind
             if ref.model == BASELINE:
                 why = "a 'baseline' term is read from a stored run, whose resamples are not " \
@@ -733,19 +733,6 @@ class _Loader:
             if subject in value[:i]:
                 self.fail(value.item_locs[i], f"{where}: subject '{subject}' is listed twice")
         return tuple(value)
-
-
-def _refs(expr: Any) -> Iterable[Any]:
-    """Every metric reference in a claim's tree."""
-    from .tree import MetricRef
-
-    if isinstance(expr, MetricRef):
-        yield expr
-    for f in ("left", "right", "operand"):
-        if hasattr(expr, f):
-            yield from _refs(getattr(expr, f))
-    for a in getattr(expr, "args", ()):
-        yield from _refs(a)
 
 
 def _find_key(m: LocDict, key: str) -> tuple[LocDict, str] | None:

@@ -6,9 +6,9 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Callable, Iterator, Literal, Mapping, Union
 
 from ..errors import Location
 
@@ -67,6 +67,49 @@ class Comparison:
     left: Expr
     right: Expr
     span: tuple[int, int]
+
+
+# ---------------------------------------------------------------- the one walker over them
+# Every pass that collects or rewrites a claim's metric references goes through these three;
+# evaluation (spec.evaluate, spec.confidence) folds the tree with its own arithmetic.
+
+Node = Union[Expr, Comparison]
+
+
+def children(node: Node) -> tuple[Expr, ...]:
+    """A node's sub-expressions, in the order they are written."""
+    if isinstance(node, (BinOp, Comparison)):
+        return node.left, node.right
+    if isinstance(node, Neg):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """The node and every node below it, depth first, left to right."""
+    yield node
+    for child in children(node):
+        yield from walk(child)
+
+
+def metric_refs(node: Node) -> Iterator[MetricRef]:
+    """Every metric reference of a claim's tree, in the order they are written."""
+    return (n for n in walk(node) if isinstance(n, MetricRef))
+
+
+def map_refs(node: Node, fn: Callable[[MetricRef], Expr]) -> Any:
+    """The same tree with every metric reference replaced by `fn(ref)`."""
+    if isinstance(node, MetricRef):
+        return fn(node)
+    if isinstance(node, (BinOp, Comparison)):
+        return replace(node, left=map_refs(node.left, fn), right=map_refs(node.right, fn))
+    if isinstance(node, Neg):
+        return replace(node, operand=map_refs(node.operand, fn))
+    if isinstance(node, Call):
+        return replace(node, args=tuple(map_refs(a, fn) for a in node.args))
+    return node
 
 
 # ---------------------------------------------------------------- spec entries
