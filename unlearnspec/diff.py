@@ -452,7 +452,14 @@ def _run_in_order(jobs: Iterator[tuple[TensorDiff, Callable[[], _BlockResult]]],
         for td, job in jobs:
             _add_block(td, job())
         return
-    with ThreadPoolExecutor(threads, thread_name_prefix="unlearnspec-diff") as pool:
+    import torch
+
+    # every worker pins its own intra-op threads to one: torch.set_num_threads in the caller
+    # reaches OpenMP but not MKL in other threads (mkl_set_num_threads_local is per thread),
+    # so a worker's float64 dot ran on MKL's default threads, summed in another order, and
+    # gave other last bits than the same dot on the calling thread
+    with ThreadPoolExecutor(threads, thread_name_prefix="unlearnspec-diff",
+                            initializer=torch.set_num_threads, initargs=(1,)) as pool:
         window: deque = deque()
         for td, job in jobs:
             window.append((td, pool.submit(job)))
@@ -636,9 +643,8 @@ def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DE
                      *, chunk_elements: int = CHUNK_ELEMENTS,
                      threads: int | None = None) -> DiffReport:
     """Stream both checkpoints tensor by tensor (in blocks of rows where the transforms
-    allow) and tally every transform in one pass, on `threads` threads (default 1: a test
-    mixing many modules under xdist saw two threaded diffs of one pair differ, cause not
-    found; torch runs one intra-op thread per block meanwhile). Raises DiffError for an unknown transform, a directory
+    allow) and tally every transform in one pass, on `threads` threads (default 1), each
+    block's sums on one intra-op thread, so any thread count gives the same numbers. Raises DiffError for an unknown transform, a directory
     without safetensors, or tensor names / shapes that differ."""
     import torch
 

@@ -63,3 +63,28 @@ def test_threads_below_one_is_an_error(tiny_checkpoint):
 
     with pytest.raises(DiffError, match="--threads must be at least 1"):
         diff_checkpoints(tiny_checkpoint, tiny_checkpoint, ["rtn4"], threads=0)
+
+
+def test_threaded_blocks_sum_like_the_calling_thread(tmp_path):
+    """Blocks large enough for MKL to split a float64 dot across its threads (64K weights):
+    a worker thread that did not pin its own MKL threads summed them in another order than
+    the calling thread, so `threads=2` moved γ in the last bits (seen under xdist)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from test_diff import rewrite
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(num_hidden_layers=1, hidden_size=128, intermediate_size=512,
+                                 num_attention_heads=4, vocab_size=32)).save_pretrained(tmp_path / "t")
+    g = torch.Generator().manual_seed(1)
+    subject = rewrite(tmp_path / "t", tmp_path / "s",
+                      lambda k, v: v + 1e-3 * torch.randn(v.shape, generator=g))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's intra-op threads must not matter either
+    try:
+        reports = [diff_checkpoints(tmp_path / "t", subject, ["rtn4", "rtn8-g32"],
+                                    threads=n).to_json() for n in (1, 2, 3)]
+    finally:
+        torch.set_num_threads(before)
+    assert reports[0]["tensors"] == reports[1]["tensors"] == reports[2]["tensors"]
+    assert reports[0]["overall"] == reports[1]["overall"] == reports[2]["overall"]
