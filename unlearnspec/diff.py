@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from .errors import RunError, UnlearnSpecError, did_you_mean
+from .numbers import format_number
 
 DEFAULT_TRANSFORMS = ("rtn4", "rtn8")
 CHUNK_ELEMENTS = 1 << 18  # weights per block of rows: 1 MiB per float32 block (a fused pass
@@ -687,10 +688,6 @@ def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DE
 # ---------------------------------------------------------------- text
 
 
-def _fmt(x: float, spec: str) -> str:
-    return "—" if math.isnan(x) else format(x, spec)
-
-
 def render_text(report: DiffReport, *, per_tensor: bool = False) -> str:
     """A table: one row per layer (or tensor) × transform, then overall and the verdicts."""
     lines = [f"target:  {report.target}", f"subject: {report.subject}", ""]
@@ -708,9 +705,11 @@ def render_text(report: DiffReport, *, per_tensor: bool = False) -> str:
         for label, r in rows.items():
             if r.n == 0:
                 continue
-            lines.append(f"{key[-32:]:<32} {label:<10} {r.n:>10} {_fmt(r.relative_update, '.2e'):>10} "
-                         f"{_fmt(r.flip_rate, '.4f'):>9} {_fmt(r.gamma, '.3f'):>7} "
-                         f"{_fmt(r.error_ratio, '.2f'):>10}")
+            lines.append(f"{key[-32:]:<32} {label:<10} {r.n:>10} "
+                         f"{format_number(r.relative_update, spec='.2e', nan='—'):>10} "
+                         f"{format_number(r.flip_rate, spec='.4f', nan='—'):>9} "
+                         f"{format_number(r.gamma, spec='.3f', nan='—'):>7} "
+                         f"{format_number(r.error_ratio, spec='.2f', nan='—'):>10}")
     lines.append("")
     lines += list(report.verdicts().values())
     for s in report.skipped:

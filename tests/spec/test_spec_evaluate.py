@@ -9,7 +9,7 @@ from spec_helpers import claim
 from unlearnspec.errors import RunError
 from unlearnspec.metrics.result import MetricResult
 from unlearnspec.spec import ClaimNotComputable, evaluate_claim, format_ref
-from unlearnspec.spec.evaluate import constant_value, format_value
+from unlearnspec.spec.evaluate import constant_value
 from unlearnspec.spec.tree import BinOp, MetricRef, Num
 
 VALUES = {
@@ -150,14 +150,6 @@ def test_explain_keeps_needed_parentheses() -> None:
     head = v.explain().splitlines()[0]
     assert head.startswith("-(knowmem_forget[ga_klr @ rtn4] - knowmem_forget[retrain]) * 2 = ")
     assert "1 - (2 - 3) = 2.0" in head
-
-
-@pytest.mark.parametrize("value, text", [
-    (51.43, "51.4"), (-13.26, "-13.3"), (5.0, "5.0"), (0.0, "0"), (0.0123, "0.0123"),
-    (0.95, "0.95"), (2.5e7, "2.5e+07"), (1e-12, "1e-12"),
-])
-def test_format_value(value: float, text: str) -> None:
-    assert format_value(value) == text
 
 
 def test_format_ref() -> None:

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ..errors import UnlearnSpecError
+from ..numbers import format_number
 
 LABEL = re.compile(r"(?P<metric>[A-Za-z0-9_.\-]+)\[(?P<model>[^\]@]+?)(?: @ (?P<transform>[^\]]+))?\]")
-STATUSES = ("pass", "fail", "inconclusive", "error", "xfail", "xpass")
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 class ReportError(UnlearnSpecError):
@@ -51,47 +50,21 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def as_float(value: Any) -> float | None:
-    """A report number back as a float ("nan" -> nan); None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and value in _NONFINITE:
-        return _NONFINITE[value]
-    return None
-
-
 def fmt_margin(verdict: Mapping[str, Any] | None) -> str:
     """'-1.1' or, for a claim decided on a confidence interval, '-1.1, 95% [-4.2, 2.5]';
     over seeds, the range of their margins too ('...; 3 seeds -1.1 to 2.0'); '' without a
     verdict."""
     if not verdict or verdict.get("margin") is None:
         return ""
-    text = fmt(verdict["margin"])
+    text = format_number(verdict["margin"])
     iv = verdict.get("interval")
     if isinstance(iv, Mapping):
-        text += f", {100 * float(iv['confidence']):.0f}% [{fmt(iv['low'])}, {fmt(iv['high'])}]"
+        text += f", {100 * float(iv['confidence']):.0f}% [{format_number(iv['low'])}, {format_number(iv['high'])}]"
     seeds = verdict.get("seeds")
     if isinstance(seeds, list) and seeds:  # the spread over a seeded subject's seeds
         margins = [float(s["margin"]) for s in seeds]
-        text += f"; {len(seeds)} seeds {fmt(min(margins))} to {fmt(max(margins))}"
+        text += f"; {len(seeds)} seeds {format_number(min(margins))} to {format_number(max(margins))}"
     return text
-
-
-def fmt(value: Any) -> str:
-    """A report number for people: one decimal for everyday magnitudes (51.4), three
-    significant digits for small or huge ones (0.0123), where one decimal would hide it."""
-    v = as_float(value)
-    if v is None:
-        return ""
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == 0:
-        return "0"
-    return f"{v:.1f}" if 1 <= abs(v) < 1e6 else f"{v:.3g}"
 
 
 def parse_label(label: str) -> tuple[str, str, str] | None:

@@ -11,12 +11,12 @@ import json
 from html import escape
 from typing import Any, Mapping
 
-from .collect import fmt, fmt_margin
+from ..numbers import format_number
+from .collect import fmt_margin
 from .svg import bit_plot_svg, layer_plot_svg
+from .status import word
 from .view import View, bit_plots, build_view, layer_plots
 
-STATUS_WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR",
-                "xfail": "XFAIL", "xpass": "XPASS"}
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;
  max-width:1200px}
@@ -42,7 +42,7 @@ def _e(text: object) -> str:
 def _badge(status: str | None) -> str:
     if not status:
         return ""
-    return f'<span class="badge {status}">{STATUS_WORDS.get(status, status.upper())}</span>'
+    return f'<span class="badge {status}">{word(status)}</span>'
 
 
 def matrix_html(view: View) -> str:
@@ -59,7 +59,7 @@ def matrix_html(view: View) -> str:
             cls = f"num {cell.status}" if cell.status else "num"
             title = "; ".join(f"{view.claims[i]['claim']}: {view.claims[i]['status']}"
                               for i in cell.claims)
-            tds.append(f'<td class="{cls}" title="{_e(title)}">{fmt(cell.value)}</td>')
+            tds.append(f'<td class="{cls}" title="{_e(title)}">{format_number(cell.value)}</td>')
         verdicts = " ".join(f'{_badge(view.claims[i]["status"])} {_e(view.claims[i]["claim"])}'
                             for i in view.row_claims.get((model, transform), []))
         bits = view.bits(transform)
@@ -90,7 +90,7 @@ def claims_html(view: View) -> str:
         explanation = verdict.get("explanation") or (
             "no verdict: the claim could not be evaluated (see the test log)")
         cells = "".join(f"<tr><td><code>{_e(label)}</code></td><td class='num'>"
-                        f"{fmt(((view.measurements.get(label) or {}).get('result') or {}).get('value'))}"
+                        f"{format_number(((view.measurements.get(label) or {}).get('result') or {}).get('value'))}"
                         f"</td><td class='num'>"
                         f"{_e(((view.measurements.get(label) or {}).get('result') or {}).get('n', ''))}"
                         f"</td></tr>" for label in c.get("cells") or [])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .collect import Collected, ReportError, collect, jsonable
+from .status import STATUSES
 
 SCHEMA_VERSION = 1
 PACKAGES = ("unlearnspec", "torch", "transformers", "tokenizers", "bitsandbytes")
@@ -80,7 +81,7 @@ def environment() -> dict[str, Any]:
 
 def summarize(claims: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     outcomes = {k: 0 for k in OUTCOMES}
-    statuses = {k: 0 for k in ("pass", "fail", "inconclusive", "error", "xfail", "xpass")}
+    statuses = {k: 0 for k in STATUSES}
     work: dict[str, int] = {}
     total = 0
     for c in claims:

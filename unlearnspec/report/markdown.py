@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .collect import fmt, fmt_margin
+from ..numbers import format_number
+from .collect import fmt_margin
+from .status import STATUSES, word
 from .view import View, build_view
 
-MARKS = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", "xfail": "➖", "xpass": "❗"}
-WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR",
-         "xfail": "XFAIL", "xpass": "XPASS"}
 
 
 def _cell(text: object) -> str:
@@ -37,8 +36,10 @@ def markdown_matrix(view: View) -> str:
             if c is None:
                 cells.append("")
             else:
-                cells.append(fmt(c.value) + (f" {MARKS[c.status]}" if c.status else ""))
-        verdicts = ", ".join(f"{MARKS[view.claims[i]['status']]} {_cell(view.claims[i]['claim'])}"
+                mark = f" {STATUSES[c.status].emoji}" if c.status else ""
+                cells.append(format_number(c.value) + mark)
+        verdicts = ", ".join(f"{STATUSES[view.claims[i]['status']].emoji} "
+                             f"{_cell(view.claims[i]['claim'])}"
                              for i in view.row_claims.get((model, transform), []))
         lines.append(f"| {name} | {_cell(transform)} | " + " | ".join(cells) +
                      f" | {verdicts} |")
@@ -50,7 +51,7 @@ def markdown_claims(view: View) -> str:
     for c in view.claims:
         verdict = c.get("verdict") or {}
         margin = f" (margin {fmt_margin(verdict)})" if verdict.get("margin") is not None else ""
-        lines.append(f"- {MARKS[c['status']]} **{WORDS[c['status']]}** "
+        lines.append(f"- {STATUSES[c['status']].emoji} **{word(c['status'])}** "
                      f"{_cell(c.get('claim'))} for {_cell(c.get('subject'))}: "
                      f"{_code(c.get('assert'))}{margin}")
         explanation = verdict.get("explanation")
@@ -68,7 +69,7 @@ def render_markdown_report(report: Mapping[str, Any]) -> str:
     that did not pass)."""
     view = build_view(report)
     statuses = (report.get("summary") or {}).get("statuses") or {}
-    counts = ", ".join(f"{n} {WORDS.get(s, s).lower()}" for s, n in statuses.items() if n)
+    counts = ", ".join(f"{n} {word(s).lower()}" for s, n in statuses.items() if n)
     specs = ", ".join(_code(s.get("path")) for s in report.get("specs") or [])
     out = [f"### unlearnspec: {len(view.claims)} claim items ({counts or 'none'})", ""]
     if specs:

@@ -11,6 +11,7 @@ import math
 from html import escape
 from typing import Sequence
 
+from ..numbers import format_number
 from .view import FP_BITS, BitPlot, LayerPlot
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -23,9 +24,7 @@ def _e(text: object) -> str:
 
 
 def _num(v: float) -> str:
-    if v == 0:
-        return "0"
-    return f"{v:.1f}" if 1 <= abs(v) < 1e5 else f"{v:.3g}"
+    return format_number(v, fixed_below=1e5)  # a narrow axis: 123456 prints as 1.23e+05
 
 
 def bits_label(bits: int) -> str:

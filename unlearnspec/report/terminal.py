@@ -10,12 +10,11 @@ from __future__ import annotations
 import io
 from typing import Any, Iterable, Mapping
 
-from .collect import collect, fmt as _fmt_value, fmt_margin, parse_label
+from ..numbers import format_number
+from .collect import collect, fmt_margin, parse_label
+from .status import STATUSES
 from .view import build_view
 
-MARKS = {"pass": "✓", "fail": "✗", "inconclusive": "?", "error": "E", "xfail": "x", "xpass": "!"}
-STYLES = {"pass": "green", "fail": "bold red", "inconclusive": "bold yellow",
-          "error": "bold magenta", "xfail": "yellow", "xpass": "cyan"}
 
 
 def matrix(values: Mapping[str, float]) -> tuple[list[str], dict[tuple[str, str], dict[str, float]]]:
@@ -30,10 +29,6 @@ def matrix(values: Mapping[str, float]) -> tuple[list[str], dict[tuple[str, str]
             metrics.append(metric)
         rows.setdefault((model, transform), {})[metric] = value
     return metrics, rows
-
-
-def _fmt(v: float | None) -> str:
-    return "" if v is None else _fmt_value(v)
 
 
 def _print(table: Any, width: int, color: bool, after: str = "") -> str:
@@ -61,7 +56,7 @@ def render_matrix(values: Mapping[str, float], *, width: int = 100, color: bool 
     for (model, transform) in sorted(rows, key=lambda r: (r[0], r[1] != "fp", r[1])):
         cells = rows[(model, transform)]
         table.add_row(model if model != last_model else "", transform,
-                      *(_fmt(cells.get(m)) for m in metrics))
+                      *(format_number(cells.get(m)) for m in metrics))
         last_model = model
     return _print(table, width, color)
 
@@ -96,17 +91,19 @@ def render_view(view: Any, *, width: int = 100, color: bool = False) -> str:
             if cell is None:
                 row.append("")
                 continue
-            mark = f" {MARKS[cell.status]}" if cell.status else ""
-            row.append(Text(_fmt(cell.value) + mark, style=STYLES.get(cell.status or "", "")))
+            status = STATUSES.get(cell.status or "")
+            mark = f" {status.mark}" if status else ""
+            row.append(Text(format_number(cell.value) + mark, style=status.style if status else ""))
         verdicts = Text()
         for i in view.row_claims.get((model, transform), []):
             c = view.claims[i]
             margin = fmt_margin(c.get("verdict"))
             if verdicts:
                 verdicts.append("\n")  # one verdict per line: a narrow column never splits one
-            text = f"{MARKS[c['status']]} {c['claim']}"
+            status = STATUSES[c["status"]]
+            text = f"{status.mark} {c['claim']}"
             text += f" ({margin})" if margin else ""
-            verdicts.append(text, style=STYLES[c["status"]])
+            verdicts.append(text, style=status.style)
         row.append(verdicts)
         table.add_row(*row)
         last_model = model
@@ -136,5 +133,5 @@ def render_markdown(values: Mapping[str, float]) -> str:
     for (model, transform) in sorted(rows, key=lambda r: (r[0], r[1] != "fp", r[1])):
         cells = rows[(model, transform)]
         lines.append(f"| {model} | {transform} | " +
-                     " | ".join(_fmt(cells.get(m)) for m in metrics) + " |")
+                     " | ".join(format_number(cells.get(m)) for m in metrics) + " |")
     return "\n".join(lines) + "\n"

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .collect import as_float, parse_label
+from ..numbers import as_float
+from .collect import parse_label
+from .status import STATUSES
 
 FP_BITS = 32
 WEIGHT_KINDS = ("code_flip_rate", "update_retention")
 # the worst status wins when several claims use one cell
-_SEVERITY = {"error": 6, "fail": 5, "inconclusive": 4, "xpass": 3, "xfail": 2, "pass": 1}
 _BNB_BITS = {"int8": 8, "nf4": 4, "fp4": 4}
 
 
@@ -42,7 +43,8 @@ def bit_width(name: str, transform: Mapping[str, Any] | None) -> int | None:
 
 
 def worst(statuses: list[str]) -> str | None:
-    return max(statuses, key=lambda s: _SEVERITY.get(s, 0)) if statuses else None
+    return max(statuses, key=lambda s: STATUSES[s].severity if s in STATUSES else 0) \
+        if statuses else None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..errors import RunError
+from ..numbers import format_number
 from .confidence import Interval
 from .tree import Call, ClaimSpec, Expr, MetricRef, Neg, Num, map_refs
 
@@ -40,16 +41,6 @@ class ClaimNotComputable(RunError):
     def __init__(self, message: str, term: str | None = None) -> None:
         super().__init__(message)
         self.term = term
-
-
-def format_value(value: float) -> str:
-    """One decimal for everyday magnitudes (51.4); three significant digits for small or
-    huge ones (0.0123, 2.5e+07), where one decimal would hide the number."""
-    if value == 0:
-        return "0"
-    if 1 <= abs(value) < 1e6:
-        return f"{value:.1f}"
-    return f"{value:.3g}"
 
 
 def format_ref(ref: MetricRef) -> str:
@@ -124,7 +115,7 @@ class Verdict:
         outcomes = [v.outcome for _, v in self.per_seed]
         counts = ", ".join(f"{outcomes.count(o)} {o}" for o in OUTCOME_ORDER if o in outcomes)
         ms = [v.margin for _, v in self.per_seed]
-        spread = f"margin {format_value(min(ms))} to {format_value(max(ms))}"
+        spread = f"margin {format_number(min(ms))} to {format_number(max(ms))}"
         n = len(self.per_seed)
         if self.aggregate == "every":
             head = f"every one of {n} seeds must hold: {counts} ({spread}); the deciding seed:"
@@ -141,23 +132,23 @@ class Verdict:
         shown = {"pass": self.op, "fail": _NEGATED[self.op], "inconclusive": "vs"}[self.outcome]
 
         def side(text: str, value: float) -> str:  # a plain number needs no "= value"
-            return text if text == format_value(value) else f"{text} = {format_value(value)}"
+            return text if text == format_number(value) else f"{text} = {format_number(value)}"
 
         iv = self.interval
         within = "" if iv is None else \
-            f", {iv.confidence:.0%} interval [{format_value(iv.low)}, {format_value(iv.high)}]"
+            f", {iv.confidence:.0%} interval [{format_number(iv.low)}, {format_number(iv.high)}]"
         lines = [f"{side(self.lhs_text, self.lhs)}  {shown}  {side(self.rhs_text, self.rhs)}  "
-                 f"(margin {format_value(self.margin)}{within})"]
+                 f"(margin {format_number(self.margin)}{within})"]
         if iv is not None:
             lines.append(f"  {_INTERVAL_WORDS[self.outcome]} at {iv.confidence:.0%}: "
                          f"{iv.replicates} bootstrap resamples of {iv.samples}")
         for (label, value), ref in zip(self.terms, self.refs):
-            lines.append(f"  {label} = {format_value(value)}")
+            lines.append(f"  {label} = {format_number(value)}")
             if baseline is not None and ref.transform is not None:
                 fp = replace(ref, transform=None)
                 base = baseline(fp)
                 if base is not None and math.isfinite(base):
-                    lines.append(f"  {format_ref(fp)} = {format_value(base)} (fp)")
+                    lines.append(f"  {format_ref(fp)} = {format_number(base)} (fp)")
         return "\n".join(lines)
 
 
