@@ -40,7 +40,8 @@ def build_spec(tiny: Path) -> str:
 
 
 def main() -> None:
-    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.engine.measurement import Measurement
+    from unlearnspec.engine.run import Run
     from unlearnspec.errors import RunError
     from unlearnspec.spec.loader import load_spec_text
 

@@ -71,7 +71,8 @@ def regime(k_fp: float, k_target: float, rec_q: float, rec_noise: float) -> str:
 
 def main() -> None:
     from unlearnspec.diff import diff_checkpoints
-    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.engine.measurement import Measurement
+    from unlearnspec.engine.run import Run
     from unlearnspec.spec.loader import load_spec_text
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -47,7 +47,8 @@ def main() -> None:
     ap.add_argument("--holdout", type=float, default=0.5)
     args = ap.parse_args()
 
-    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.engine.measurement import Measurement
+    from unlearnspec.engine.run import Run
     from unlearnspec.spec import load_spec
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .engine.measurement import Measurement
     from .engine.run import Run
     from .report.terminal import render_matrix
     from .spec import load_spec
@@ -43,7 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for claim, subject in items:
         run.plan(run.measurements_of(claim, subject))
     failed = undecided = 0
-    values: dict[str, float] = {}
+    values: dict[Measurement, float] = {}
     for claim, subject in items:
         name = f"{claim.name}[{subject}]"
         try:
@@ -52,7 +53,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"ERROR  {name}\n{exc}")
             failed += 1
             continue
-        values.update(dict(verdict.terms))
+        exclude = run.claim_exclusions(claim)
+        values.update({Measurement.of(ref, subject, exclude): value
+                       for (_, value), ref in zip(verdict.terms, verdict.refs)})
         if verdict.outcome == "inconclusive":  # never an expected failure
             word = "INCONC"
             undecided += 1
@@ -65,7 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if word in ("FAIL", "XFAIL", "INCONC") and not args.quiet:
             print("       " + verdict.explain().replace("\n", "\n       "))
     for m, r in run.results().items():
-        values.setdefault(m.label(), r.value)
+        values.setdefault(m, r.value)
     print(render_matrix(values, width=120))
     counts = ", ".join(f"{k} {run.stats.get(k, 0)}"
                        for k in ("trained", "unlearned", "relearned", "transformed", "measured"))

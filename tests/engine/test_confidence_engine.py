@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from unlearnspec.engine.confidence import Bootstrap
-from unlearnspec.engine.run import Measurement
+from unlearnspec.engine.measurement import Measurement
 from unlearnspec.errors import RunError
 from unlearnspec.metrics.result import MetricResult
 from unlearnspec.metrics.scores import mia_auc

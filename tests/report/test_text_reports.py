@@ -1,6 +1,7 @@
 """Terminal and Markdown output: the matrix with each claim's verdict beside its cells."""
 from __future__ import annotations
 
+from unlearnspec.engine.measurement import Measurement
 from unlearnspec.report.json_report import build_report
 from unlearnspec.report.markdown import render_markdown_report
 from unlearnspec.report.terminal import render_markdown, render_matrix, render_records
@@ -37,11 +38,13 @@ def test_terminal_colour_only_when_asked(records):
     assert "\x1b[1;31m" in coloured  # bold red on the failing cells
 
 
-def test_old_value_matrix_still_renders():
-    values = {"knowmem_forget[ga_klr @ rtn4]": 100.0, "knowmem_forget[ga_klr]": 3.0,
-              "not a label": 1.0}
+def test_value_matrix_reads_measurement_fields():
+    values = {Measurement("knowmem_forget", "ga_klr", "rtn4"): 100.0,
+              Measurement("knowmem_forget", "ga_klr"): 3.0,
+              # another sample set than the cell's: not in the full-set matrix
+              Measurement("knowmem_forget", "ga_klr", "rel", ("rel",)): 1.5}
     text = render_matrix(values, width=80)
-    assert "100.0" in text and "3.0" in text and "not a label" not in text
+    assert "100.0" in text and "3.0" in text and "1.5" not in text and "rel" not in text
     md = render_markdown(values)
     assert md.splitlines()[0] == "| model | transform | knowmem_forget |"
     assert "| ga_klr | rtn4 | 100.0 |" in md

@@ -260,7 +260,8 @@ def transform_spec(transform: str) -> str:
 def test_gpt2_under_rtn_is_quantized_not_measured_at_full_precision(
         tiny_checkpoint: Path, tmp_path: Path, micro_data: Path) -> None:
     """Before rtn-3, rtn left GPT-2's Conv1D weights alone: `loss @ rtn4` was `loss`."""
-    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.engine.measurement import Measurement
+    from unlearnspec.engine.run import Run
     from unlearnspec.spec import load_spec
 
     arch_checkpoint("gpt2", tiny_checkpoint, tmp_path / "ckpt")

@@ -38,7 +38,8 @@ claims:
 
 def test_gguf_and_torchao_claims_run_through_the_engine(bench_cache, tmp_path):
     from unlearnspec.bench import ensure_model
-    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.engine.measurement import Measurement
+    from unlearnspec.engine.run import Run
     from unlearnspec.spec import load_spec
 
     ensure_model("micro/target-qat", bench_cache, progress=False)

@@ -49,7 +49,8 @@ def test_matched_to_must_name_another_quantizer_of_the_spec(tmp_path, match):
 def test_draws_are_measured_and_averaged_and_keyed_on_the_quantizer(tiny_checkpoint,
                                                                       tmp_path):
     from unlearnspec.bench import ensure_data
-    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.engine.measurement import Measurement
+    from unlearnspec.engine.run import Run
     from unlearnspec.spec import load_spec
 
     cache = tmp_path / "cache"

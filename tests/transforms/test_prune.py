@@ -244,7 +244,8 @@ claims:
 @pytest.mark.slow
 def test_through_the_engine_ratio_zero_measures_the_model_itself(tiny_checkpoint, tmp_path):
     from unlearnspec.bench import ensure_data
-    from unlearnspec.engine.run import Measurement, Run
+    from unlearnspec.engine.measurement import Measurement
+    from unlearnspec.engine.run import Run
     from unlearnspec.spec import load_spec
 
     ensure_data("micro", tmp_path / "cache")

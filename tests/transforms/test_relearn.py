@@ -204,7 +204,7 @@ def test_every_metric_of_a_relearning_claim_leaves_the_holdout_out(micro_ckpt, t
     with pytest.raises(RunError, match="cannot exclude"):
         run.evaluate(_claim(run, "verbmem-under-relearn"), "subject")
     # and so is one that reads its files itself, past the held-out view
-    from unlearnspec.engine.run import Measurement
+    from unlearnspec.engine.measurement import Measurement
 
     with pytest.raises(RunError, match="'probe' \\(rwku\\) reads its data files itself"):
         run._metric_corpus(Measurement("probe", "subject", "rel", ("rel",)), "world")

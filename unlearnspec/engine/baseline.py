@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from ..errors import RunError
 
 if TYPE_CHECKING:
-    from .run import Measurement, Run
+    from .measurement import Measurement
+    from .run import Run
 
 FORMAT = 1
 

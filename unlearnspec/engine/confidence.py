@@ -20,9 +20,10 @@ from ..spec.confidence import Interval, decide, margins, percentile_interval, re
 from ..spec.evaluate import EQ_TOLERANCE, ClaimNotComputable, Verdict
 from ..spec.tree import ClaimSpec, MetricRef
 from .cache import content_key
+from .measurement import Measurement
 
 if TYPE_CHECKING:
-    from .run import Measurement, Run
+    from .run import Run
 
 
 class Bootstrap:
@@ -49,8 +50,6 @@ class Bootstrap:
     def term(self, ref: MetricRef, subject: str, exclude: tuple[str, ...] = ()) -> Any:
         """The replicate values of one concrete term (an array of `replicates`); `exclude`:
         the claim's relearning transforms whose held-out samples its terms leave out."""
-        from .run import Measurement
-
         run = self.run
         m = run.measurement_of(ref, subject, exclude)
         ms = run.spec.metrics[m.metric]

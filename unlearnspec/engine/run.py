@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -34,25 +33,9 @@ from ..unlearn.registry import METHODS
 from ..spec.claims import BASELINE
 from .cache import Cache, content_key, file_digest
 from .fingerprint import directory_fingerprint, memoized_fingerprint
+from .measurement import Measurement
 
 log = logging.getLogger("unlearnspec")
-
-
-@dataclass(frozen=True, order=True)
-class Measurement:
-    """`metric` (a spec metric name) on `model` after `transform` (None = full precision)."""
-
-    metric: str
-    model: str
-    transform: str | None = None
-    # relearning transforms (data: forget_holdout) whose held-out forget QA pairs this
-    # measurement leaves out: every metric of a claim that uses one (transforms/holdout.py)
-    exclude: tuple[str, ...] = ()
-
-    def label(self) -> str:
-        at = f" @ {self.transform}" if self.transform else ""
-        without = f" without {', '.join(self.exclude)}'s holdout" if self.exclude else ""
-        return f"{self.metric}[{self.model}{at}]{without}"
 
 
 # transforms that re-read the checkpoint instead of the model in memory (they quantize while
@@ -845,7 +828,7 @@ class Run:
     @staticmethod
     def measurement_of(ref: MetricRef, subject: str, exclude: tuple[str, ...] = ()
                        ) -> Measurement:
-        return Measurement(ref.metric, ref.model or subject, ref.transform, exclude)
+        return Measurement.of(ref, subject, exclude)
 
     def results(self) -> dict[Measurement, MetricResult]:
         """Every measurement this run has produced so far (computed or from the cache)."""

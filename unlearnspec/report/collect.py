@@ -8,14 +8,11 @@ them would show the wrong number for the other. Torch-free.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ..errors import UnlearnSpecError
 from ..numbers import format_number
-
-LABEL = re.compile(r"(?P<metric>[A-Za-z0-9_.\-]+)\[(?P<model>[^\]@]+?)(?: @ (?P<transform>[^\]]+))?\]")
 
 
 class ReportError(UnlearnSpecError):
@@ -67,13 +64,6 @@ def fmt_margin(verdict: Mapping[str, Any] | None) -> str:
     return text
 
 
-def parse_label(label: str) -> tuple[str, str, str] | None:
-    """'knowmem_forget[ga_klr @ rtn4]' -> ('knowmem_forget', 'ga_klr', 'rtn4'); 'fp' when the
-    label has no transform; None when it is not a measurement label."""
-    m = LABEL.fullmatch(label)
-    if not m:
-        return None
-    return m["metric"], m["model"].strip(), (m["transform"] or "fp").strip()
 
 
 def status_of(record: Mapping[str, Any]) -> str:
@@ -110,9 +100,22 @@ def terms_of(record: Mapping[str, Any]) -> list[str]:
         return sorted({t[0] if isinstance(t, (list, tuple)) else str(t) for t in terms})
     explanation = verdict.get("explanation") or ""
     first = explanation.splitlines()[0] if explanation else ""
-    named = {m.group(0) for m in LABEL.finditer(first)}
-    found = [c for c in cells if c in named]
+    found = [c for c in cells if _names(first, c)]
     return found or cells
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _names(text: str, label: str) -> bool:
+    """Whether `text` names the measurement `label` as a whole term (not as the tail of a
+    longer metric name: `x_knowmem[m]` does not name `knowmem[m]`)."""
+    start = text.find(label)
+    while start >= 0:
+        if start == 0 or text[start - 1] not in _NAME_CHARS:
+            return True
+        start = text.find(label, start + 1)
+    return False
 
 
 def claim_entry(record: Mapping[str, Any]) -> dict[str, Any]:

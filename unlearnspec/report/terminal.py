@@ -3,28 +3,32 @@
 `render_records` is the full picture: references first, each claim's verdict in the row of
 the cells it compared on its subject, and a mark on those cells (✓ pass, ✗ fail, E error,
 x expected failure, ! unexpected pass) so the verdicts read without colour too (CI logs).
-`render_matrix(values)` is the plain matrix of labelled values.
+`render_matrix(values)` is the plain matrix of measured values (`unlearnspec run`).
 """
 from __future__ import annotations
 
 import io
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..numbers import format_number
-from .collect import collect, fmt_margin, parse_label
+from .collect import collect, fmt_margin
 from .status import STATUSES
 from .view import build_view
 
+if TYPE_CHECKING:
+    from ..engine.measurement import Measurement
 
 
-def matrix(values: Mapping[str, float]) -> tuple[list[str], dict[tuple[str, str], dict[str, float]]]:
+def matrix(values: Mapping["Measurement", float]
+           ) -> tuple[list[str], dict[tuple[str, str], dict[str, float]]]:
+    """Columns (metrics, first seen first) and rows (model, transform) of `values`; a
+    measurement without relearning holdouts is another sample set than its cell's: left out."""
     metrics: list[str] = []
     rows: dict[tuple[str, str], dict[str, float]] = {}
-    for label, value in values.items():
-        parsed = parse_label(label)
-        if parsed is None:
+    for m, value in values.items():
+        if m.exclude:
             continue
-        metric, model, transform = parsed
+        metric, model, transform = m.metric, m.model, m.transform or "fp"
         if metric not in metrics:
             metrics.append(metric)
         rows.setdefault((model, transform), {})[metric] = value
@@ -43,7 +47,7 @@ def _print(table: Any, width: int, color: bool, after: str = "") -> str:
     return buf.getvalue()
 
 
-def render_matrix(values: Mapping[str, float], *, width: int = 100, color: bool = False) -> str:
+def render_matrix(values: Mapping["Measurement", float], *, width: int = 100, color: bool = False) -> str:
     from rich.table import Table
 
     metrics, rows = matrix(values)
@@ -126,7 +130,7 @@ def coverage_note(view: Any) -> str:
     return "decoder coverage (share of decoder weights quantized): " + ", ".join(parts)
 
 
-def render_markdown(values: Mapping[str, float]) -> str:
+def render_markdown(values: Mapping["Measurement", float]) -> str:
     metrics, rows = matrix(values)
     lines = ["| model | transform | " + " | ".join(metrics) + " |",
              "|---|---|" + "---:|" * len(metrics)]

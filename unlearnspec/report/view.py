@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..numbers import as_float
-from .collect import parse_label
 from .status import STATUSES
 
 FP_BITS = 32
@@ -118,10 +117,7 @@ def build_view(report: Mapping[str, Any]) -> View:
             # measured without a relearning holdout: another sample set than the cell's, kept
             # in the claim's explanation and the JSON, never in the full-set matrix
             continue
-        parsed = parse_label(label)
-        metric = m.get("metric") or (parsed[0] if parsed else None)
-        model = m.get("model") or (parsed[1] if parsed else None)
-        transform = m.get("transform") or (parsed[2] if parsed else "fp")
+        metric, model, transform = m.get("metric"), m.get("model"), m.get("transform") or "fp"
         if metric is None or model is None:
             continue
         if metric not in metrics:
@@ -138,9 +134,15 @@ def build_view(report: Mapping[str, Any]) -> View:
     row_claims: dict[tuple[str, str], list[int]] = {}
     for i, claim in enumerate(claims):
         for label in claim.get("terms") or []:
-            parsed = parse_label(label)
-            if parsed and _of_subject(parsed[1], claim.get("subject")):
-                metric, model, transform = parsed
+            # a term is read through its measurement's fields; one that is not a measurement
+            # of the report (a `baseline` term, a seeds' aggregate) marks no cell
+            term = measurements.get(label)
+            if not isinstance(term, Mapping) or term.get("without_holdout_of"):
+                continue
+            metric, model = term.get("metric"), term.get("model")
+            transform = term.get("transform") or "fp"
+            if metric is not None and model is not None and \
+                    _of_subject(model, claim.get("subject")):
                 used.setdefault((model, transform, metric), []).append(i)
                 rows = row_claims.setdefault((model, transform), [])
                 if i not in rows:

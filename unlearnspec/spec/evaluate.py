@@ -43,12 +43,16 @@ class ClaimNotComputable(RunError):
         self.term = term
 
 
+def term_label(metric: str, model: str, transform: str | None) -> str:
+    """`knowmem_forget[ga_klr @ rtn4]` (no `@` at full precision): how a term is named in
+    explanations and reports; the one place that writes this text."""
+    at = f" @ {transform}" if transform else ""
+    return f"{metric}[{model}{at}]"
+
+
 def format_ref(ref: MetricRef) -> str:
     """`knowmem_forget[ga_klr @ rtn4]`; an unsubstituted subject prints as `subject`."""
-    inside = ref.model or "subject"
-    if ref.transform:
-        inside += f" @ {ref.transform}"
-    return f"{ref.metric}[{inside}]"
+    return term_label(ref.metric, ref.model or "subject", ref.transform)
 
 
 def format_expr(expr: Expr, parent: int = 0, right_of_same: bool = False) -> str:
