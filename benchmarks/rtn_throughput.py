@@ -74,6 +74,18 @@ def main() -> None:
             codes = torch.div(g, scale).round_().clamp_(lo, hi)
         return codes.sub_(zero).mul_(scale).reshape(w.shape)
 
+    def in_place_six_passes(bits=4, group_size=None, **_):
+        """rtn_quantize_ on a zero-point grid before the four-pass form: divide, round, add
+        the zero point, clamp, subtract it, rescale (the definition, in place)."""
+        scratch.copy_(w)
+        g = _groups(scratch, group_size)
+        lo_v = g.amin(dim=1, keepdim=True).clamp_max(0)
+        hi_v = g.amax(dim=1, keepdim=True).clamp_min(0)
+        scale = ((hi_v - lo_v) / (2**bits - 1)).clamp_min(tiny)
+        zero = torch.round(-lo_v / scale)
+        torch.div(g, scale, out=g).round_().add_(zero).clamp_(0, 2**bits - 1)
+        g.sub_(zero).mul_(scale)
+
     def in_place(**kw):
         scratch.copy_(w)  # timed separately below and subtracted
         rtn_quantize_(scratch, **kw)
@@ -100,6 +112,10 @@ def main() -> None:
               f"{t_whole / copy:>9.2f}")
         print(f"{'  in place (rtn_quantize_)':<34}{t_in * 1e3:>9.2f}"
               f"{gb / t_in if t_in else float('inf'):>9.2f}{t_in / copy:>9.2f}")
+        if kw.get("zero_point"):
+            t_six = max(0.0, timed(lambda kw=kw: in_place_six_passes(**kw)) - refill)
+            print(f"{'  in place, six passes (before)':<34}{t_six * 1e3:>9.2f}"
+                  f"{gb / t_six if t_six else float('inf'):>9.2f}{t_six / copy:>9.2f}")
         print(f"{'  apply before (values, codes, copy)':<34}{t_apply * 1e3:>9.2f}"
               f"{gb / t_apply:>9.2f}{t_apply / copy:>9.2f}")
 

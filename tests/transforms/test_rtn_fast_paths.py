@@ -121,3 +121,29 @@ def test_group_size_that_does_not_divide_is_an_error_before_any_weight_changes()
     with pytest.raises(RunError, match="group_size 7 does not divide"):
         RtnTransform(RtnConfig(bits=4, group_size=7)).apply(model, None)
     assert all(torch.equal(p.detach(), before[n]) for n, p in model.named_parameters())
+
+
+def test_zero_point_clamp_runs_when_rounding_pushes_a_code_past_the_top():
+    """−min/Δ = 3.5 rounds to z = 4 and max/Δ = 11.5 to 12: code 16 on a 4-bit grid, which only
+    the clamp brings back to 15. The fast path that skips the clamp must see that row."""
+    from unlearnspec.transforms.rtn import _zero_point_grid, rtn_codes
+
+    w = torch.tensor([[-3.5, 11.5, 0.3, -0.2], [-1.0, 2.0, 0.5, -0.25]])
+    assert _zero_point_grid(w, 4)[2]  # the first row needs the clamp
+    assert not _zero_point_grid(w[1:], 4)[2]
+    assert rtn_codes(w, 4, zero_point=True).codes.max() == 15
+    want = reference(w, 4, None, "symmetric", True)
+    assert torch.equal(rtn_quantize(w, 4, zero_point=True).view(torch.int32), want.view(torch.int32))
+    inplace = w.clone()
+    rtn_quantize_(inplace, 4, zero_point=True)
+    assert torch.equal(inplace.view(torch.int32), want.view(torch.int32))
+    assert want[0, 1] == 11.0  # clipped to code 15: 11 steps above the zero point
+
+
+def test_zero_point_keeps_positive_zero_where_small_negatives_round_to_it():
+    """round(w/Δ) is −0.0 for a small negative weight; the definition's (code + z − z)·Δ is
+    +0.0 there, and so must be the four-pass form."""
+    w = torch.tensor([[-1e-3, 1.0, -2.0, 0.5]])
+    got = rtn_quantize(w, 4, zero_point=True)
+    assert torch.equal(got.view(torch.int32), reference(w, 4, None, "symmetric", True).view(torch.int32))
+    assert not torch.signbit(got[0, 0])

@@ -88,6 +88,42 @@ class RtnCodes:
         return self.codes.mul_(self.scale)
 
 
+def _zero_point_grid(g: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(scale, zero point, whether the clamp to [0, 2^N − 1] can change a code) of a
+    zero-point grid over the rows of g. The range always holds 0, so zero is exact and a
+    constant group stays representable. Division and rounding are monotonic, so every code
+    round(w / s) + z of a row lies between those of its own min and max: when both of those
+    are in range, the clamp is a pass that changes nothing and is skipped (bit-identity
+    against the clamp: tests); rounding can push the max one code over (−min/s = 3.5,
+    max/s = 11.5 at 4 bits: 4 + 12 = 16), and then it runs."""
+    tiny = torch.finfo(torch.float32).tiny
+    hi = 2**bits - 1
+    lo_v = g.amin(dim=1, keepdim=True).clamp_max(0)
+    hi_v = g.amax(dim=1, keepdim=True).clamp_min(0)
+    scale = ((hi_v - lo_v) / hi).clamp_min(tiny)
+    zero = torch.round(-lo_v / scale)
+    top = torch.div(hi_v, scale).round_().add_(zero)
+    bottom = torch.div(lo_v, scale).round_().add_(zero)
+    # NaN compares false both ways: a NaN row keeps its NaN with or without the clamp
+    clamp = bool((top > hi).any() or (bottom < 0).any())
+    return scale, zero, clamp
+
+
+def _zero_point_values(g: torch.Tensor, bits: int, out: torch.Tensor | None = None
+                       ) -> torch.Tensor | None:
+    """Q(g) on a zero-point grid, in four passes instead of six where that gives
+    the same bits: with no code clamped, (round(w/s) + z − z)·s is round(w/s)·s exactly
+    (integers below 2^24, N ≤ 16), except that a code round(w/s) = −0.0 comes back +0.0, which
+    adding +0.0 reproduces. Written into `out` (g itself for in place) or a new tensor; None
+    (nothing written) when a clamp is needed or N > 16."""
+    if bits > 16:
+        return None
+    scale, _zero, clamp = _zero_point_grid(g, bits)
+    if clamp:
+        return None
+    return torch.div(g, scale, out=out).round_().add_(0.0).mul_(scale)
+
+
 @torch.no_grad()
 def rtn_codes(
     w: torch.Tensor,
@@ -106,12 +142,10 @@ def rtn_codes(
     lo, hi = code_range(bits, grid, zero_point)
     dest = None if out is None else out.view(g.shape)
     if zero_point:
-        # the range always holds 0, so zero is exact and a constant group stays representable
-        lo_v = g.amin(dim=1, keepdim=True).clamp_max(0)
-        hi_v = g.amax(dim=1, keepdim=True).clamp_min(0)
-        scale = ((hi_v - lo_v) / hi).clamp_min(tiny)
-        zero = torch.round(-lo_v / scale)
-        codes = torch.div(g, scale, out=dest).round_().add_(zero).clamp_(lo, hi)
+        scale, zero, clamp = _zero_point_grid(g, bits)
+        codes = torch.div(g, scale, out=dest).round_().add_(zero)
+        if clamp:
+            codes.clamp_(lo, hi)
     else:
         # max|w| as max(max w, -min w): no |w| copy, and faster than abs().amax() or aminmax
         absmax = torch.maximum(g.amax(dim=1, keepdim=True), -g.amin(dim=1, keepdim=True))
@@ -139,6 +173,10 @@ def rtn_quantize(
     tensor (`0`) or per group of `group_size` consecutive inputs. Returns a new tensor of
     w's dtype and shape; at most one extra float32 copy of w is alive at a time (two when w
     is not float32: its float32 view, then the result)."""
+    if zero_point:
+        q = _zero_point_values(_groups(w, group_size), bits)
+        if q is not None:
+            return q.reshape(w.shape).to(w.dtype)
     c = rtn_codes(w, bits, group_size, grid, zero_point)
     return c.dequantize_().reshape(w.shape).to(w.dtype)
 
@@ -157,6 +195,10 @@ def rtn_quantize_(
     other dtypes) are quantized into a new tensor and copied back."""
     if w.dtype != torch.float32 or not w.is_contiguous():
         return w.copy_(rtn_quantize(w, bits, group_size, grid, zero_point))
+    if zero_point:
+        g = _groups(w, group_size)
+        if _zero_point_values(g, bits, out=g) is not None:
+            return w
     rtn_codes(w, bits, group_size, grid, zero_point, out=w).dequantize_()
     return w
 
