@@ -62,13 +62,13 @@ class PluginState:
         if path not in self.runs:
             from .engine.run import Run
 
-            baseline = None
+            stored = None
             if self.baseline_path:
-                from .engine.baseline import load_baseline
+                from .engine.stored_run import load_stored_run
 
-                baseline = load_baseline(self.baseline_path, spec.path)
+                stored = load_stored_run(self.baseline_path, spec.path)
             run = Run(spec, cache_dir=self.cache_dir, device=self.device,
-                      progress=self.progress, baseline=baseline)
+                      progress=self.progress, stored_run=stored)
             # plan every selected claim of this spec, so each model loads once
             for item in items:
                 if isinstance(item, ClaimItem) and item.spec.path == path:
@@ -490,10 +490,10 @@ def _write_reports(config: pytest.Config, state: PluginState) -> list[str]:
                           started=state.started, finished=time.time())
     written = []
     if config.getoption("unlearn_save_baseline"):
-        from .engine.baseline import save_baseline
+        from .engine.stored_run import save_stored_run
 
-        written.append(str(save_baseline(state.records,
-                                         config.getoption("unlearn_save_baseline"))))
+        written.append(str(save_stored_run(state.records,
+                                           config.getoption("unlearn_save_baseline"))))
     if targets[OPT_REPORT]:
         written.append(str(write_report(report, targets[OPT_REPORT])))
     for opt, render in ((OPT_HTML, render_html), (OPT_MARKDOWN, render_markdown_report)):

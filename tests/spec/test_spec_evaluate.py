@@ -137,7 +137,7 @@ def test_explain_reads_like_the_design() -> None:
     ]
 
 
-def test_explain_without_baseline_and_when_passing() -> None:
+def test_explain_without_fp_reference_and_when_passing() -> None:
     v = decide("gamma @ rtn4 < 0.2")
     assert v.explain().splitlines() == [
         "gamma[ga_klr @ rtn4] = 0.0123  <  0.2  (margin 0.188)",

@@ -110,10 +110,10 @@ class Run:
         cache_dir: Path,
         device: str | None = None,
         progress: bool = True,
-        baseline: Mapping[str, Any] | None = None,
+        stored_run: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec = spec
-        self.baseline = baseline  # a stored run (--unlearn-baseline), see baseline.py
+        self.stored_run = stored_run  # --unlearn-baseline's file, see stored_run.py
         self.cache = Cache(cache_dir)
         self._device = device or spec.settings.device
         self.progress = progress
@@ -900,10 +900,11 @@ class Run:
         """The value of one claim term; `exclude`: the claim's relearning transforms whose
         held-out pairs its metrics leave out (`claim_exclusions`)."""
         if ref.model == BASELINE:
-            from .baseline import baseline_value
+            from .stored_run import stored_value
 
-            return baseline_value(self, Measurement(ref.metric, subject, ref.transform,
-                                                    exclude))
+            return stored_value(self.stored_run, Measurement(ref.metric, subject, ref.transform,
+                                                             exclude),
+                                self.metric_identity(ref.metric))
         m = self.measurement_of(ref, subject, exclude)
         result = self.measure(m)
         if result.n <= 0:

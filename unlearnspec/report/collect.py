@@ -89,7 +89,7 @@ def status_of(record: Mapping[str, Any]) -> str:
 
 
 def terms_of(record: Mapping[str, Any]) -> list[str]:
-    """The measurement labels the claim's comparison names (not the fp baselines the plugin
+    """The measurement labels the claim's comparison names (not the full-precision references the plugin
     adds for the explanation). Read from `verdict["terms"]` when present, else from the
     explanation's first line (the comparison as measured); all measurements when neither
     says (an error before the verdict)."""

@@ -31,7 +31,8 @@ _INTERVAL_WORDS = {
     "inconclusive": "INCONCLUSIVE: the interval of the margin straddles 0",
 }
 
-Baseline = Callable[[MetricRef], "float | None"]
+# a term's value at full precision (the explanation prints it beside a transformed term)
+FpReference = Callable[[MetricRef], "float | None"]
 
 
 class ClaimNotComputable(RunError):
@@ -109,13 +110,13 @@ class Verdict:
             labels += [label for label in v.term_labels() if label not in labels]
         return labels
 
-    def explain(self, baseline: Baseline | None = None) -> str:
+    def explain(self, fp_reference: FpReference | None = None) -> str:
         """The comparison as measured, then each term; for a transformed term, the same
-        measurement at full precision when `baseline` knows it (returns None otherwise).
+        measurement at full precision when `fp_reference` knows it (returns None otherwise).
         Over seeds: how they combine and their spread first, then the deciding verdict, then
         one line per seed."""
         if not self.per_seed:
-            return self._explain_one(baseline)
+            return self._explain_one(fp_reference)
         outcomes = [v.outcome for _, v in self.per_seed]
         counts = ", ".join(f"{outcomes.count(o)} {o}" for o in OUTCOME_ORDER if o in outcomes)
         ms = [v.margin for _, v in self.per_seed]
@@ -126,13 +127,13 @@ class Verdict:
         else:
             head = f"the claim on the {self.aggregate} of each term over {n} seeds " \
                    f"(per seed: {counts}, {spread}):"
-        lines = [head, self._explain_one(baseline)]
+        lines = [head, self._explain_one(fp_reference)]
         for seed, v in self.per_seed:
             first = v._explain_one(None).splitlines()[0]
             lines.append(f"  seed {seed}: {v.outcome.upper()}  {first}")
         return "\n".join(lines)
 
-    def _explain_one(self, baseline: Baseline | None) -> str:
+    def _explain_one(self, fp_reference: FpReference | None) -> str:
         shown = {"pass": self.op, "fail": _NEGATED[self.op], "inconclusive": "vs"}[self.outcome]
 
         def side(text: str, value: float) -> str:  # a plain number needs no "= value"
@@ -148,11 +149,11 @@ class Verdict:
                          f"{iv.replicates} bootstrap resamples of {iv.samples}")
         for (label, value), ref in zip(self.terms, self.refs):
             lines.append(f"  {label} = {format_number(value)}")
-            if baseline is not None and ref.transform is not None:
+            if fp_reference is not None and ref.transform is not None:
                 fp = replace(ref, transform=None)
-                base = baseline(fp)
-                if base is not None and math.isfinite(base):
-                    lines.append(f"  {format_ref(fp)} = {format_number(base)} (fp)")
+                fp_value = fp_reference(fp)
+                if fp_value is not None and math.isfinite(fp_value):
+                    lines.append(f"  {format_ref(fp)} = {format_number(fp_value)} (fp)")
         return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
 """Regression testing against a stored run (`--unlearn-save-baseline` / `--unlearn-baseline`).
 
-A baseline file holds, per measurement label (`knowmem_forget[ga_klr @ rtn4]`), the value and
-the *identity* of the metric (kind, options, data content). A claim's `baseline` term reads
-the same label; a value whose identity differs — other data, other metric options — is
-refused rather than compared, and so is a file saved from another spec.
+A stored-run file holds, per measurement label (`knowmem_forget[ga_klr @ rtn4]`), the value
+and the *identity* of the metric (kind, options, data content). A claim's `baseline` term
+reads the same label; a value whose identity differs — other data, other metric options — is
+refused rather than compared, and so is a file saved from another spec. (The spec word and
+the options say "baseline"; the code says stored run, so that it is not confused with a
+term's full-precision value, its `fp_reference`.)
 """
 from __future__ import annotations
 
@@ -11,18 +13,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import RunError
-
-if TYPE_CHECKING:
-    from .measurement import Measurement
-    from .run import Run
+from .measurement import Measurement
 
 FORMAT = 1
 
 
-def baseline_from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def stored_run_from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     specs: set[str] = set()
     values: dict[str, Any] = {}
     for rec in records:
@@ -33,17 +32,17 @@ def baseline_from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any
     return {"unlearnspec_baseline": FORMAT, "specs": sorted(specs), "values": values}
 
 
-def save_baseline(records: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+def save_stored_run(records: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "w") as f:
-        json.dump(baseline_from_records(records), f, indent=1, sort_keys=True)
+        json.dump(stored_run_from_records(records), f, indent=1, sort_keys=True)
     os.replace(tmp, path)
     return path
 
 
-def load_baseline(path: str | Path, spec_path: Path) -> dict[str, Any]:
+def load_stored_run(path: str | Path, spec_path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -61,15 +60,17 @@ def load_baseline(path: str | Path, spec_path: Path) -> dict[str, Any]:
     return data
 
 
-def baseline_value(run: "Run", m: "Measurement") -> float:
-    if run.baseline is None:
+def stored_value(stored: Mapping[str, Any] | None, m: Measurement, identity: str) -> float:
+    """`m`'s value in the stored run; `identity`: this run's `metric_identity` of `m.metric`,
+    which the stored value must share to be compared."""
+    if stored is None:
         raise RunError(f"claim uses `baseline` but no baseline was given: run with "
                        f"--unlearn-baseline FILE (made by --unlearn-save-baseline FILE)")
-    entry = run.baseline["values"].get(m.label())
+    entry = stored["values"].get(m.label())
     if entry is None:
         raise RunError(f"the baseline has no {m.label()}: regenerate it on the main branch "
                        f"with --unlearn-save-baseline")
-    if entry.get("identity") != run.metric_identity(m.metric):
+    if entry.get("identity") != identity:
         raise RunError(f"the baseline's {m.label()} was measured with other data or metric "
                        f"options than this run's; it is not comparable. Regenerate the "
                        f"baseline from the same spec and data.")
