@@ -5,7 +5,7 @@ the process itself (`POINT:N:INT` sends SIGINT, as Ctrl-C would), so a test kill
 exact moment, such as right after the first measurement is recorded, instead of racing a poll
 against a run whose speed depends on the machine's load. The points:
 
-- `unlearn-step`: after each optimizer step of an unlearning run (unlearn/train.py);
+- `unlearn-step`: after each optimizer step of an unlearning run (unlearn/loop.py);
 - `bench-step`: after each optimizer step training a benchmark model (bench/train.py);
 - `record:KIND`: after a cache record of KIND (`raw`, `metrics`, ...) is written and renamed
   into place (engine/cache.py).

@@ -46,10 +46,10 @@ def test_adamw_8bit_runs_on_cpu_with_uint8_states(unlearn, monkeypatch):
     import bitsandbytes as bnb
 
     from unlearnspec.unlearn import UnlearnConfig
-    from unlearnspec.unlearn.train import _optimizer
+    from unlearnspec.unlearn.optim import build_optimizer
 
     p = torch.nn.Parameter(torch.randn(128, 64))  # >= 4096 weights: bnb keeps 8-bit state
-    opt = _optimizer([p], UnlearnConfig(optimizer="adamw_8bit", lr=1e-3))
+    opt = build_optimizer([p], UnlearnConfig(optimizer="adamw_8bit", lr=1e-3))
     assert isinstance(opt, bnb.optim.AdamW8bit)
     p.grad = torch.randn_like(p)
     opt.step()

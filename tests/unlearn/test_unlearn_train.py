@@ -165,11 +165,11 @@ def test_bf16_autocast_trains_fp32_master_weights(unlearn) -> None:
 
 
 def test_the_reference_is_one_frozen_eval_copy_and_only_when_needed(target) -> None:
-    from unlearnspec.unlearn.train import _reference
+    from unlearnspec.unlearn.prepare import frozen_reference
 
     model, _ = load_causal_lm(target)
-    assert _reference(model, METHODS.get("ga_gdr").load(), bf16=False) is None
-    ref = _reference(model, METHODS.get("npo_klr").load(), bf16=False)
+    assert frozen_reference(model, METHODS.get("ga_gdr").load(), bf16=False) is None
+    ref = frozen_reference(model, METHODS.get("npo_klr").load(), bf16=False)
     assert ref is not model and not ref.training
     assert not any(p.requires_grad for p in ref.parameters())
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), model.parameters()))
