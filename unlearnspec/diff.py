@@ -626,12 +626,11 @@ def _covered_roles(target: Path, layout: dict[str, _Entry], built: dict[str, Any
     """The target's weight tensors by the roles rule, after checking that every transform
     covers its decoder (a DiffError naming what it leaves out, never a partial number)."""
     from .transforms.coverage import streamed
-    from .transforms.roles import checkpoint_roles, meta_model, parameter_roles
+    from .transforms.config_roles import decoder_roles
 
     try:
-        model = meta_model(target)
-        infos = {n: i for n, i in checkpoint_roles(target, model).items() if n in layout}
-        params = [i for i in parameter_roles(model).values()]
+        roles, params = decoder_roles(target)
+        infos = {n: i for n, i in roles.items() if n in layout}
         for label, t in built.items():
             streamed([(i, t.selects(i)) for i in infos.values()], params).check(
                 f"--transform {label} on {target}", t)

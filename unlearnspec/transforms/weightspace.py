@@ -28,7 +28,8 @@ from ..errors import RunError
 from ..metrics.result import MetricResult
 from .base import Quantized, Transform, TransformContext
 from .coverage import apply_measured, streamed
-from .roles import WeightInfo, checkpoint_roles, meta_model, parameter_roles
+from .config_roles import decoder_roles
+from .roles import WeightInfo
 
 
 def tensor_index(checkpoint: Path) -> dict[str, Path]:
@@ -100,11 +101,9 @@ def _pairs(reference: Path, subject: Path, transform: Transform,
         _check_same_layout(ref, sub, reference, subject)
         what = f"{_name(transform)} on {reference}"
         if transform.streams:
-            model = meta_model(Path(reference))
-            infos = {n: i for n, i in checkpoint_roles(Path(reference), model).items()
-                     if n in ref.index}
-            cov = streamed([(i, transform.selects(i)) for i in infos.values()],
-                           parameter_roles(model).values())
+            roles, params = decoder_roles(Path(reference))
+            infos = {n: i for n, i in roles.items() if n in ref.index}
+            cov = streamed([(i, transform.selects(i)) for i in infos.values()], params)
             found["coverage"] = cov.check(what, transform)
             for name in sorted(ref.index):
                 # norms and biases too: a dtype cast changes them as well
