@@ -13,7 +13,7 @@ from typing import Any
 
 from ..bench.names import BUILTIN_DATA, BUILTIN_MODELS
 from .claims import NAME_RE, RESERVED
-from .loader import DEVICE_MAPS, MODEL_DTYPES
+from .sources import DEVICE_MAPS, MODEL_DTYPES
 from .tree import SPEC_VERSION, Settings
 from .options import field_default, field_hints, is_missing, json_schema
 
