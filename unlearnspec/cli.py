@@ -117,7 +117,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_diff(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .diff import DEFAULT_TRANSFORMS, diff_checkpoints, render_text
+    from .diff import DEFAULT_TRANSFORMS, diff_checkpoints
+    from .diff_text import render_text
     from .models.gguf_file import convert_gguf, is_gguf
 
     try:

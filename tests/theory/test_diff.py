@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unlearnspec.cli import main
-from unlearnspec.diff import DiffError, diff_checkpoints, parse_transform, regime, verdict
+from unlearnspec.diff import DiffError, diff_checkpoints, parse_transform
+from unlearnspec.diff_text import regime, verdict
 from unlearnspec.transforms.rtn import rtn_codes, rtn_quantize
 from unlearnspec.transforms.weightspace import code_flip_rate, update_retention
 

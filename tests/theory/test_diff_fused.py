@@ -1,4 +1,4 @@
-"""diff's fused RTN pass against the per-transform definition it replaces (`_block_tally`:
+"""diff's fused RTN pass against the per-transform definition it replaces (`block_tally`:
 quantize both tensors with `quantize_tensor`, compare int16 codes, sum in float64): equal bit
 for bit on random blocks, and a whole diff gives the same JSON for any thread count."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from unlearnspec.diff import (_block_tally, _fused_rtn_tally, _fusable, _sum_double,
-                              diff_checkpoints, parse_transform)
+from unlearnspec.diff import diff_checkpoints, parse_transform
+from unlearnspec.transforms.tally import block_tally, fusable, fused_rtn_tally, sum_double
 from unlearnspec.transforms.roles import WeightInfo
 
 LABELS = ["rtn4", "rtn8", "rtn4-g4", "rtn3-paper", "rtn4-clamped", "rtn2-zp", "rtn4-g4-zp"]
@@ -34,11 +34,11 @@ def test_fused_tally_equals_the_definition_bit_for_bit(pair, label):
     w, s = pair
     t = parse_transform(label)
     info = WeightInfo.linear("model.layers.0.mlp.up_proj.weight", tuple(w.shape))
-    assert _fusable(t, info)
+    assert fusable(t, info)
     delta = s - w
     d64 = delta.reshape(-1).double()
-    want = _block_tally(t, info, w, s, delta)
-    got = _fused_rtn_tally(t, w, s, d64, _sum_double(d64, d64))
+    want = block_tally(t, info, w, s, delta)
+    got = fused_rtn_tally(t, w, s, d64, sum_double(d64, d64))
     assert (got.n, got.flips) == (want.n, want.flips)
     for field in ("dot", "dd", "ee"):  # == on floats: the same bits (NaN never arises here)
         assert getattr(got, field) == getattr(want, field), field

@@ -15,7 +15,6 @@ and stream that; they expose no codes, so a "flip" there is a change of dequanti
 """
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from contextlib import ExitStack
@@ -30,45 +29,22 @@ from .base import Quantized, Transform, TransformContext
 from .coverage import apply_measured, streamed
 from .config_roles import decoder_roles
 from .roles import WeightInfo
-
-
-def tensor_index(checkpoint: Path) -> dict[str, Path]:
-    """Tensor name -> the safetensors file holding it (sharded checkpoints included)."""
-    checkpoint = Path(checkpoint)
-    index = checkpoint / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        return {name: checkpoint / file for name, file in weight_map.items()}
-    files = sorted(checkpoint.glob("*.safetensors"))
-    if not files:
-        raise RunError(
-            f"{checkpoint} holds no *.safetensors files, so its weights cannot be streamed; "
-            f"weight metrics need a Hugging Face checkpoint saved with safetensors"
-        )
-    from safetensors import safe_open
-
-    out: dict[str, Path] = {}
-    for f in files:
-        with safe_open(str(f), framework="pt") as h:
-            out.update({k: f for k in h.keys()})
-    return out
+from .stream import RowReader, checkpoint_layout
 
 
 class _Reader:
-    """Reads tensors by name from a checkpoint's safetensors files, opened once each."""
+    """A checkpoint's tensors by name, as float32, through the shared reader (`stream`)."""
 
-    def __init__(self, checkpoint: Path, stack: ExitStack) -> None:
-        from safetensors import safe_open
-
-        self.index = tensor_index(checkpoint)
-        self._handles = {f: stack.enter_context(safe_open(str(f), framework="pt"))
-                         for f in set(self.index.values())}
+    def __init__(self, checkpoint: Path, rows: RowReader) -> None:
+        self._layout = checkpoint_layout(checkpoint)
+        self.index = dict.fromkeys(self._layout)
+        self._rows = rows
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._handles[self.index[name]].get_slice(name).get_shape())
+        return self._layout[name].shape
 
     def get(self, name: str) -> torch.Tensor:
-        return self._handles[self.index[name]].get_tensor(name)
+        return self._rows.tensor(self._layout[name])
 
 
 def _check_same_layout(ref: _Reader, sub: _Reader, reference: Path, subject: Path) -> None:
@@ -97,7 +73,8 @@ def _pairs(reference: Path, subject: Path, transform: Transform,
     RunError when it leaves more than coverage.LIMIT untouched) and puts it in
     `found["coverage"]`."""
     with ExitStack() as stack:
-        ref, sub = _Reader(reference, stack), _Reader(subject, stack)
+        rows = RowReader(stack)
+        ref, sub = _Reader(reference, rows), _Reader(subject, rows)
         _check_same_layout(ref, sub, reference, subject)
         what = f"{_name(transform)} on {reference}"
         if transform.streams:
@@ -120,7 +97,7 @@ def _pairs(reference: Path, subject: Path, transform: Transform,
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unlearnspec-rb-")))
         rb_ref = _readback_file(reference, transform, calibration, tmp / "reference", found)
         rb_sub = _readback_file(subject, transform, calibration, tmp / "subject", {})
-        qr, qs = _Reader(rb_ref, stack), _Reader(rb_sub, stack)
+        qr, qs = _Reader(rb_ref, rows), _Reader(rb_sub, rows)
         for name in sorted(qr.index):
             if name not in ref.index:
                 continue  # a tied weight the checkpoint stores once

@@ -1,0 +1,198 @@
+"""The weight-pair kernel `unlearnspec diff` and the streamed weight metrics share: for one
+block of rows of a target w and a subject s = w + δ, under one transform Q, the sums that add
+up to the code-flip rate, update retention γ and the error ratio (`Tally`).
+
+- `block_tally` is the definition, for any transform: quantize both blocks with the
+  transform's `quantize_tensor`, compare the codes, and sum in float64 (`sum_products`: dots
+  over slices of 1M values, added with `math.fsum`, so the order is fixed).
+- `fused_rtn_tally` is the same for RTN per channel / per group in one pass over the block:
+  both tensors' codes into reused per-thread buffers, flips as nonzero code differences, both
+  dequantizations in place, then Q(s) − Q(w) and Q(s) − s written over them. Every value is
+  the definition's, computed by the same operations in the same order, so the sums are too
+  (bit for bit: hypothesis, tests/theory/test_diff_fused.py).
+- `tally_block` reads one block of both tensors (`stream.RowReader`) and tallies every
+  transform that quantizes it, with the fused pass wherever `fusable` says it applies.
+
+Blocks are rows r0:r1 of the tensor as stored (`row_blocks`); `row_local` says whether a
+transform's scales stay within rows, so that a block's codes are the whole tensor's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ..errors import RunError
+from .stream import SCRATCH, Entry, RowReader
+
+
+def row_local(transform: Any) -> bool:
+    """True when quantizing a block of whole rows gives the same result as quantizing the
+    tensor and cutting the block out: every scale covers part of one row, or (NF4/FP4) a
+    64-weight block, which row blocks of a multiple of 64 rows never split."""
+    from .bnb import BnbTransform
+    from .rtn import RtnTransform
+
+    c = transform.config
+    if isinstance(transform, RtnTransform):
+        return c.group_size != 0
+    if isinstance(transform, BnbTransform):
+        return c.mode == "int8" or not c.double_quant
+    # llama.cpp blocks are 32 inputs of one row; torchao int8 has one scale per row
+    return type(transform).__name__ in ("GgufTransform", "TorchaoTransform")
+
+
+def row_blocks(shape: tuple[int, ...], chunk_elements: int, whole: bool
+               ) -> Iterator[tuple[int, int]]:
+    """(r0, r1) blocks of about `chunk_elements` weights, a multiple of 64 rows each, or the
+    whole tensor (`whole`, or a tensor of fewer than two dimensions)."""
+    rows = shape[0] if shape else 1
+    if whole or len(shape) < 2:
+        yield 0, rows
+        return
+    per = max(1, chunk_elements // max(1, math.prod(shape[1:])))
+    per = max(64, per - per % 64) if per >= 64 else 64  # NF4/FP4 blocks never split
+    for r0 in range(0, rows, per):
+        yield r0, min(rows, r0 + per)
+
+
+@dataclass
+class Tally:
+    """Sums that add up across blocks, tensors and layers (float64, in a fixed order, so the
+    same inputs give the same numbers)."""
+
+    n: int = 0
+    flips: int = 0
+    dot: float = 0.0  # ⟨Q(w+δ) − Q(w), δ⟩
+    dd: float = 0.0   # ‖δ‖²
+    ee: float = 0.0   # ‖Q(w+δ) − (w+δ)‖²: the quantizer's own error on the subject
+
+    def add(self, other: Tally) -> None:
+        self.n += other.n
+        self.flips += other.flips
+        self.dot += other.dot
+        self.dd += other.dd
+        self.ee += other.ee
+
+    @property
+    def flip_rate(self) -> float:
+        return self.flips / self.n if self.n else math.nan
+
+    @property
+    def gamma(self) -> float:
+        """NaN for a zero update: retention of nothing is undefined, never 1."""
+        return self.dot / self.dd if self.dd > 0 else math.nan
+
+    @property
+    def error_ratio(self) -> float:
+        """‖Q(s) − s‖ / ‖δ‖: how much larger the quantizer's perturbation is than the update."""
+        return math.sqrt(self.ee / self.dd) if self.dd > 0 else math.nan
+
+
+_SUM_STEP = 1 << 20
+
+
+def sum_products(a: Any, b: Any) -> float:
+    """Σ a·b in float64 over blocks of 1M values (bounded extra memory, deterministic)."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    step = _SUM_STEP
+    return math.fsum(float(a[i:i + step].double().dot(b[i:i + step].double()))
+                     for i in range(0, a.numel(), step))
+
+
+def sum_double(a: Any, b: Any) -> float:
+    """`sum_products` of operands already in float64: the same dots over the same slices,
+    so the same number bit for bit, without converting twice."""
+    step = _SUM_STEP
+    return math.fsum(float(a[i:i + step].dot(b[i:i + step])) for i in range(0, a.numel(), step))
+
+
+
+
+def block_tally(transform: Any, info: Any, w: Any, s: Any, delta: Any) -> Tally | None:
+    """The definition, for any transform: quantize both, compare codes, sum in float64."""
+    q_w = transform.quantize_tensor(info, w)
+    if q_w is None:
+        return None
+    q_s = transform.quantize_tensor(info, s)
+    dq = q_s.values.float() - q_w.values.float()
+    err = q_s.values.float() - s
+    return Tally(n=w.numel(), flips=int((q_w.codes != q_s.codes).sum()),
+                 dot=sum_products(dq, delta), dd=sum_products(delta, delta),
+                 ee=sum_products(err, err))
+
+
+def fusable(transform: Any, info: Any) -> bool:
+    """RTN on rows that are the kernels' rows (nn.Linear, or MoE experts stacked) with a scale
+    per row or group: the codes are rtn_codes of the block as it lies."""
+    from .rtn import RtnTransform
+
+    return (isinstance(transform, RtnTransform) and transform.config.group_size != 0
+            and info.layout in ("linear", "experts"))
+
+
+def fused_rtn_tally(transform: Any, w: Any, s: Any, delta64: Any, dd: float) -> Tally:
+    """`block_tally` for RTN in one pass over the block: both codes into reused buffers,
+    flips as nonzero code differences, both dequantizations in place, then
+    Q(s) − Q(w) and Q(s) − s written over them. Every value is the definition's, computed by
+    the same operations in the same order, so the sums are too."""
+    import torch
+
+    from .rtn import rtn_codes
+
+    c, n = transform.config, w.numel()
+    args = (c.bits, c.group_size, c.grid, c.zero_point)
+    try:
+        cw = rtn_codes(w, *args, out=SCRATCH.get("cw", n, torch.float32))
+        cs = rtn_codes(s, *args, out=SCRATCH.get("cs", n, torch.float32))
+    except ValueError as exc:
+        raise RunError(f"rtn cannot quantize a tensor of shape {tuple(w.shape)}: {exc}") from exc
+    flips = int(torch.count_nonzero(torch.sub(cw.codes, cs.codes,
+                                              out=SCRATCH.get("x", n, torch.float32)
+                                              .view(cw.codes.shape))))
+    q_w, q_s = cw.dequantize_().view(-1), cs.dequantize_().view(-1)
+    dq = torch.sub(q_s, q_w, out=q_w)
+    err = q_s.sub_(s.reshape(-1))
+    x64 = SCRATCH.get("x64", n, torch.float64)
+    dot = sum_double(x64.copy_(dq), delta64)
+    ee = sum_double(x64.copy_(err), x64)
+    return Tally(n=n, flips=flips, dot=dot, dd=dd, ee=ee)
+
+
+@dataclass
+class BlockResult:
+    """One block's ‖δ‖², ‖w‖² and tallies by transform label."""
+
+    dd: float
+    ww: float
+    tallies: dict[str, Tally]
+
+
+def tally_block(info: Any, et: Entry, es: Entry, chosen: dict[str, Any],
+                reader: RowReader, r0: int, r1: int) -> BlockResult:
+    """Rows r0:r1 of target tensor `et` and subject tensor `es`: ‖δ‖², ‖w‖² and a Tally for
+    every transform in `chosen` that quantizes it (`info` says how the kernels read it). The
+    rows' pages are released afterwards."""
+    import torch
+
+    w, s = reader.rows(et, r0, r1, "w"), reader.rows(es, r0, r1, "s")
+    try:
+        n = w.numel()
+        delta = torch.sub(s, w, out=SCRATCH.get("delta", n, torch.float32).view(w.shape))
+        d64 = SCRATCH.get("d64", n, torch.float64).copy_(delta.reshape(-1))
+        dd = sum_double(d64, d64)
+        w64 = SCRATCH.get("x64", n, torch.float64).copy_(w.reshape(-1))
+        ww = sum_double(w64, w64)
+        tallies: dict[str, Tally] = {}
+        for label, t in chosen.items():
+            if fusable(t, info) and w.dim() == 2:
+                tally: Tally | None = fused_rtn_tally(t, w, s, d64, dd)
+            else:
+                tally = block_tally(t, info, w, s, delta)
+            if tally is not None:
+                tallies[label] = tally
+    finally:
+        del w, s
+        reader.release(et, r0, r1)
+        reader.release(es, r0, r1)
+    return BlockResult(dd, ww, tallies)
