@@ -6,7 +6,7 @@ import pytest
 from spec_helpers import SCOPE
 from unlearnspec.errors import Location, SpecError
 from unlearnspec.spec import parse_claim
-from unlearnspec.spec.claims import MAX_DEPTH, tokenize
+from unlearnspec.spec.claim_syntax import MAX_DEPTH, tokenize
 from unlearnspec.spec.tree import BinOp, Call, MetricRef, Neg, Num
 
 

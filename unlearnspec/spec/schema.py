@@ -12,7 +12,8 @@ import dataclasses
 from typing import Any
 
 from ..bench.names import BUILTIN_DATA, BUILTIN_MODELS
-from .claims import NAME_RE, RESERVED
+from .claim_syntax import NAME_RE
+from .claims import RESERVED
 from .sources import DEVICE_MAPS, MODEL_DTYPES
 from .tree import SPEC_VERSION, Settings
 from .options import field_default, field_hints, is_missing, json_schema

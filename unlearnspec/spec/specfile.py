@@ -15,7 +15,8 @@ from typing import Any, Iterable, NoReturn
 
 from ..errors import Location, SpecError, did_you_mean
 from ..registry import ConfigError, UnknownComponent
-from .claims import NAME_RE, RESERVED
+from .claim_syntax import NAME_RE
+from .claims import RESERVED
 from .options import coerce, describe, field_hints, literal_choices
 from .tree import DataSpec
 from .yamlload import LocDict
