@@ -211,8 +211,16 @@ def test_same_spec_loads_to_equal_values(write_spec) -> None:
 
 
 def test_spec_layer_is_torch_free() -> None:
-    # the plugin loads specs at collection time; torch must not be imported for that
-    code = ("import sys; from unlearnspec.spec import load_spec, spec_json_schema; "
+    # the plugin loads specs at collection time; torch must not be imported for that: not by
+    # any module of the spec package, nor by loading any shipped spec (which consults the
+    # method, transform and metric registries)
+    specs = sorted(str(p) for p in (Path(__file__).parents[2] / "specs").glob("*.yaml"))
+    assert specs
+    code = ("import importlib, pkgutil, sys; import unlearnspec.spec as pkg; "
+            "[importlib.import_module(f'unlearnspec.spec.{m.name}') "
+            "for m in pkgutil.iter_modules(pkg.__path__)]; "
+            "from unlearnspec.spec import load_spec, spec_json_schema; "
+            f"[load_spec(p) for p in {specs!r}]; "
             "spec_json_schema(); print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
