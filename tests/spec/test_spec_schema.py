@@ -10,6 +10,9 @@ import yaml
 
 from spec_helpers import TINY
 from unlearnspec.spec import spec_json_schema
+from unlearnspec.spec.claim_entries import AGGREGATES, CLAIM_KEYS
+from unlearnspec.spec.loader import TOP_KEYS
+from unlearnspec.spec.sources import DATA_KEYS, MODEL_PATH_KEYS
 from unlearnspec.transforms.registry import RtnConfig
 
 Validator = jsonschema.Draft202012Validator
@@ -65,3 +68,15 @@ def test_defaults_and_enums_come_from_the_configs() -> None:
     grid = typing.get_type_hints(RtnConfig)["grid"]
     assert rtn["properties"]["grid"]["enum"] == list(typing.get_args(grid))
     assert "rtn" in schema["$defs"]["transform"]["properties"]["kind"]["enum"]
+
+
+def test_the_schema_allows_the_keys_the_loader_allows() -> None:
+    # an editor must neither flag a key the loader reads nor offer one it refuses
+    schema = spec_json_schema()
+    defs = schema["$defs"]
+    assert set(schema["properties"]) == set(TOP_KEYS)
+    assert set(defs["claim"]["properties"]) == set(CLAIM_KEYS)
+    assert defs["claim"]["properties"]["aggregate"]["enum"] == list(AGGREGATES)
+    assert set().union(*(b["properties"] for b in defs["data"]["oneOf"])) == set(DATA_KEYS)
+    path_model = next(b for b in defs["model"]["oneOf"] if b.get("required") == ["path"])
+    assert set(path_model["properties"]) == set(MODEL_PATH_KEYS)

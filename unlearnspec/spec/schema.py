@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from ..bench.names import BUILTIN_DATA, BUILTIN_MODELS
+from .claim_entries import AGGREGATES
 from .claim_syntax import NAME_RE
 from .claims import RESERVED
 from .sources import DEVICE_MAPS, MODEL_DTYPES
@@ -179,7 +180,7 @@ def _claim() -> dict[str, Any]:
             "assert": {"type": "string", "minLength": 1,
                        "description": "e.g. knowmem_forget @ rtn4 <= retrain + 5"},
             "xfail": {"type": "string", "minLength": 1},
-            "aggregate": {"enum": ["every", "mean", "median"],
+            "aggregate": {"enum": list(AGGREGATES),
                           "description": "over a seeded subject: every seed must hold, or "
                                          "the claim on the seeds' mean/median"},
             "confidence": {"anyOf": [
