@@ -44,11 +44,10 @@ from .diff_text import regime, verdict
 from .errors import RunError, UnlearnSpecError, did_you_mean
 from .transforms import stream
 from .transforms.stream import DTYPES, Entry, RowReader
-from .transforms.tally import BlockResult, Tally, row_blocks, row_local, tally_block
+from .transforms.tally import (CHUNK_ELEMENTS, BlockResult, Tally, row_blocks, row_local,
+                                tally_block)
 
 DEFAULT_TRANSFORMS = ("rtn4", "rtn8")
-CHUNK_ELEMENTS = 1 << 18  # weights per block of rows: 1 MiB per float32 block (a fused pass
-# keeps ~10 block-sized buffers; at 4M weights they no longer fit the cache: 2.7x slower)
 
 _SHORTHAND = re.compile(r"^rtn(?P<bits>\d+)(?:-g(?P<group>\d+))?(?P<grid>-paper|-clamped|-zp)?$")
 _BNB = ("nf4", "fp4", "int8")

@@ -70,8 +70,8 @@ def test_matches_the_weight_metrics_it_mirrors(pair):
         report = diff_checkpoints(target, subject, ["rtn4", "rtn4-g16", "rtn8"])
         for label, row in report.overall().items():
             t = parse_transform(label)
-            assert row.gamma == pytest.approx(update_retention(target, subject, t).value,
-                                              rel=1e-9, abs=1e-12)
+            # one kernel: the same numbers bit for bit, not close ones
+            assert row.gamma == update_retention(target, subject, t).value
             assert row.flip_rate == code_flip_rate(target, subject, t).value
 
 

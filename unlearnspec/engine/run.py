@@ -29,6 +29,7 @@ from ..metrics.result import MetricResult
 from ..models.gguf_file import is_gguf
 from ..spec.tree import ClaimSpec, MetricRef, Spec, metric_refs
 from ..transforms.registry import TRANSFORMS
+from ..transforms.tally import KERNEL_VERSION
 from ..unlearn.registry import METHODS
 from ..spec.claims import BASELINE
 from .cache import Cache, content_key, file_digest
@@ -655,8 +656,8 @@ class Run:
         ]
         if m.exclude and data and "weights" not in comp.tags:
             parts.append(["exclude", self._exclusion_key(m.exclude)])
-        if "weights" in comp.tags:
-            parts.append(self.model_key(self._weights_reference(m)))
+        if "weights" in comp.tags:  # their numbers are the weight-pair kernel's
+            parts += [self.model_key(self._weights_reference(m)), KERNEL_VERSION]
         elif not raw and (ref := self._reference_model(m.metric)):
             parts.append(self.measurement_key(Measurement(m.metric, ref, exclude=m.exclude),
                                               raw=True))

@@ -25,6 +25,13 @@ from typing import Any, Iterator
 from ..errors import RunError
 from .stream import SCRATCH, Entry, RowReader
 
+# The kernel's version, in the cache key of every number computed with it (the weight
+# metrics): kernel-1 is the first whose sums are diff's (update_retention's γ moved in its
+# last bits, from one float64 sum over the tensor to these block sums)
+KERNEL_VERSION = "kernel-1"
+CHUNK_ELEMENTS = 1 << 18  # weights per block of rows: 1 MiB per float32 block (a fused pass
+# keeps ~10 block-sized buffers; at 4M weights they no longer fit the cache: 2.7x slower)
+
 
 def row_local(transform: Any) -> bool:
     """True when quantizing a block of whole rows gives the same result as quantizing the
@@ -114,12 +121,34 @@ def block_tally(transform: Any, info: Any, w: Any, s: Any, delta: Any) -> Tally 
     q_w = transform.quantize_tensor(info, w)
     if q_w is None:
         return None
-    q_s = transform.quantize_tensor(info, s)
+    return quantized_tally(s, delta, q_w, transform.quantize_tensor(info, s))
+
+
+def quantized_tally(s: Any, delta: Any, q_w: Any, q_s: Any) -> Tally:
+    """The sums from both quantized blocks (`Quantized`: values and codes): flips where the
+    codes differ, ⟨Q(s) − Q(w), δ⟩, ‖δ‖², ‖Q(s) − s‖², in float64."""
     dq = q_s.values.float() - q_w.values.float()
     err = q_s.values.float() - s
-    return Tally(n=w.numel(), flips=int((q_w.codes != q_s.codes).sum()),
+    return Tally(n=delta.numel(), flips=int((q_w.codes != q_s.codes).sum()),
                  dot=sum_products(dq, delta), dd=sum_products(delta, delta),
                  ee=sum_products(err, err))
+
+
+def tensor_tally(info: Any, et: Entry, es: Entry, transform: Any, reader: RowReader,
+                 chunk_elements: int) -> Tally | None:
+    """One tensor pair under one transform, block by block where its scales allow (the
+    tensor's rows as the kernels read them), the blocks' sums added in order; None when the
+    transform leaves the tensor as it is."""
+    whole = info.layout != "linear" or not row_local(transform)
+    total: Tally | None = None
+    for r0, r1 in row_blocks(et.shape, chunk_elements, whole):
+        got = tally_block(info, et, es, {"t": transform}, reader, r0, r1).tallies.get("t")
+        if got is None:
+            return None
+        if total is None:
+            total = Tally()
+        total.add(got)
+    return total
 
 
 def fusable(transform: Any, info: Any) -> bool:

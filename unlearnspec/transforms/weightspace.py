@@ -9,9 +9,12 @@ Both compare a `reference` checkpoint (usually the target before unlearning) wit
   Q undoes the update (the forgotten knowledge comes back), ≈1 means it survives.
 
 Transforms that quantize tensor by tensor (rtn, bnb, dtype) are streamed from the safetensors
-files: at most one tensor of each checkpoint and its Q are in memory. Whole-model transforms
-(gptq, awq) quantize one model at a time, write its readback to a temporary safetensors file
-and stream that; they expose no codes, so a "flip" there is a change of dequantized value.
+files (`stream`) and tallied by the kernel `unlearnspec diff` uses (`tally`: blocks of rows
+where the transform's scales allow, one fused pass for RTN), so both give the same numbers bit
+for bit; at most a block (or, for per-tensor scales, a tensor) of each checkpoint and its Q
+are in memory. Whole-model transforms (gptq, awq) quantize one model at a time, write its
+readback to a temporary safetensors file and stream that; they expose no codes, so a "flip"
+there is a change of dequantized value.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from .base import Quantized, Transform, TransformContext
 from .coverage import apply_measured, streamed
 from .config_roles import decoder_roles
 from .roles import WeightInfo
-from .stream import RowReader, checkpoint_layout
+from .stream import Entry, RowReader, checkpoint_layout
+from .tally import CHUNK_ELEMENTS, Tally, quantized_tally, tensor_tally
 
 
 class _Reader:
@@ -42,6 +46,9 @@ class _Reader:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self._layout[name].shape
+
+    def entry(self, name: str) -> Entry:
+        return self._layout[name]
 
     def get(self, name: str) -> torch.Tensor:
         return self._rows.tensor(self._layout[name])
@@ -65,13 +72,11 @@ def _check_same_layout(ref: _Reader, sub: _Reader, reference: Path, subject: Pat
             )
 
 
-def _pairs(reference: Path, subject: Path, transform: Transform,
-           calibration: list[str] | None, found: dict[str, Any]
-           ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor, Quantized, Quantized]]:
-    """(name, w_ref, w_sub, Q(w_ref), Q(w_sub)) for each tensor the transform changes.
-    Before the first pair, checks the transform's coverage of the reference's decoder (a
-    RunError when it leaves more than coverage.LIMIT untouched) and puts it in
-    `found["coverage"]`."""
+def _tallies(reference: Path, subject: Path, transform: Transform,
+             calibration: list[str] | None, found: dict[str, Any]) -> Iterator[tuple[str, Tally]]:
+    """(name, the kernel's sums) for each tensor the transform changes, in name order.
+    Before the first, checks the transform's coverage of the reference's decoder (a RunError
+    when it leaves more than coverage.LIMIT untouched) and puts it in `found["coverage"]`."""
     with ExitStack() as stack:
         rows = RowReader(stack)
         ref, sub = _Reader(reference, rows), _Reader(subject, rows)
@@ -87,12 +92,10 @@ def _pairs(reference: Path, subject: Path, transform: Transform,
                 info = infos.get(name) or WeightInfo(name, "extra", "other", ref.shape(name), "")
                 if not transform.selects(info):
                     continue
-                w_r, w_s = ref.get(name).float(), sub.get(name).float()
-                q_r = transform.quantize_tensor(info, w_r)
-                if q_r is None:
-                    continue
-                q_s = transform.quantize_tensor(info, w_s)
-                yield name, w_r, w_s, q_r, q_s
+                tally = tensor_tally(info, ref.entry(name), sub.entry(name), transform, rows,
+                                     CHUNK_ELEMENTS)
+                if tally is not None:
+                    yield name, tally
             return
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unlearnspec-rb-")))
         rb_ref = _readback_file(reference, transform, calibration, tmp / "reference", found)
@@ -102,8 +105,10 @@ def _pairs(reference: Path, subject: Path, transform: Transform,
             if name not in ref.index:
                 continue  # a tied weight the checkpoint stores once
             v_r, v_s = qr.get(name), qs.get(name)
-            yield (name, ref.get(name).float(), sub.get(name).float(),
-                   Quantized(v_r, v_r), Quantized(v_s, v_s))
+            w_s = sub.get(name)
+            # no codes: a "flip" is a changed dequantized value
+            yield name, quantized_tally(w_s, w_s - ref.get(name), Quantized(v_r, v_r),
+                                        Quantized(v_s, v_s))
 
 
 def _readback_file(checkpoint: Path, transform: Transform, calibration: list[str] | None,
@@ -139,11 +144,10 @@ def code_flip_rate(reference: Path, subject: Path, transform: Transform, *,
     per_layer: dict[str, float] = {}
     compared = "codes" if transform.streams else "dequantized values"
     found: dict[str, Any] = {}
-    for name, _w_r, _w_s, q_r, q_s in _pairs(reference, subject, transform, calibration, found):
-        f = int((q_r.codes != q_s.codes).sum())
-        per_layer[name] = f / q_r.codes.numel()
-        flips += f
-        total += q_r.codes.numel()
+    for name, t in _tallies(reference, subject, transform, calibration, found):
+        per_layer[name] = t.flips / t.n
+        flips += t.flips
+        total += t.n
     details: dict[str, Any] = {"per_layer": per_layer, "compared": compared,
                                "transform": _name(transform),
                                "coverage": found["coverage"].to_json()}
@@ -155,26 +159,23 @@ def code_flip_rate(reference: Path, subject: Path, transform: Transform, *,
 
 def update_retention(reference: Path, subject: Path, transform: Transform, *,
                      calibration: list[str] | None = None) -> MetricResult:
-    """γ = ⟨Q(w+δ) − Q(w), δ⟩ / ‖δ‖² over the quantized tensors (float64 sums). A zero update
-    leaves γ undefined: value NaN with a reason, never 1.0 (and per-layer None)."""
-    num = den = 0.0
-    n = 0
+    """γ = ⟨Q(w+δ) − Q(w), δ⟩ / ‖δ‖² over the quantized tensors (float64 sums, the kernel
+    `unlearnspec diff` uses, so both give the same γ bit for bit). A zero update leaves γ
+    undefined: value NaN with a reason, never 1.0 (and per-layer None)."""
+    total = Tally()
     per_layer: dict[str, float | None] = {}
     found: dict[str, Any] = {}
-    for name, w_r, w_s, q_r, q_s in _pairs(reference, subject, transform, calibration, found):
-        delta = (w_s - w_r).double()
-        dq = (q_s.values.double() - q_r.values.double())
-        nl, dl = float((dq * delta).sum()), float((delta * delta).sum())
-        per_layer[name] = nl / dl if dl > 0 else None
-        num, den, n = num + nl, den + dl, n + delta.numel()
-    details: dict[str, Any] = {"per_layer": per_layer, "update_norm": math.sqrt(den),
+    for name, t in _tallies(reference, subject, transform, calibration, found):
+        per_layer[name] = t.gamma if t.dd > 0 else None
+        total.add(t)
+    details: dict[str, Any] = {"per_layer": per_layer, "update_norm": math.sqrt(total.dd),
                                "transform": _name(transform),
                                "coverage": found["coverage"].to_json()}
-    if n == 0:
+    if total.n == 0:
         details["reason"] = f"{_name(transform)} changes none of the checkpoint's tensors"
         return MetricResult(math.nan, 0, details=details)
-    if den == 0.0:
+    if total.dd == 0.0:
         details["reason"] = ("the subject's weights equal the reference's on every quantized "
                              "tensor (a zero update), so retention is undefined")
-        return MetricResult(math.nan, n, details=details)
-    return MetricResult(num / den, n, details=details)
+        return MetricResult(math.nan, total.n, details=details)
+    return MetricResult(total.gamma, total.n, details=details)
