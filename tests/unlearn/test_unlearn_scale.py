@@ -136,6 +136,9 @@ def test_new_options_at_their_defaults_keep_the_cache_key():
 
     plain = _unlearn_key_config(UnlearnConfig())
     assert "optimizer" not in plain and "gradient_checkpointing" not in plain
+    assert "fsdp" not in plain and "processes" not in plain
+    assert _unlearn_key_config(UnlearnConfig(processes=2, grad_accum=2, fsdp="full_shard"))[
+        "fsdp"] == "full_shard"
     assert plain == {k: v for k, v in _asdict(UnlearnConfig()).items() if k in plain}
     assert _unlearn_key_config(UnlearnConfig(optimizer="adamw_8bit"))["optimizer"] == \
         "adamw_8bit"

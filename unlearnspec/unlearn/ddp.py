@@ -1,5 +1,5 @@
-"""Unlearning on several processes (one per GPU, or CPU processes with gloo) through
-accelerate's DDP: `processes: N` on an unlearned model.
+"""Unlearning on several processes (one per GPU, or CPU processes with gloo): `processes: N`
+on an unlearned model, DDP through accelerate, or FSDP with `fsdp:` (parallel.py wraps it).
 
 `run_unlearning` with `processes > 1` writes the job (method, config, texts, paths) to a JSON
 file and starts `python -m torch.distributed.run --nproc_per_node N -m unlearnspec.unlearn.ddp
@@ -8,7 +8,7 @@ JOB` (accelerate's own multi-GPU launcher is that command too); each process bui
 
 Every process draws the same (forget, retain) micro-batches from the same seed; of the
 `grad_accum` micro-batches of a step, process r computes those with index ≡ r (mod N), and
-DDP averages the gradients. The loss is scaled by N, so the averaged gradient is the
+DDP (or FSDP) averages the gradients. The loss is scaled by N, so the averaged gradient is the
 single-process one, Σ ∇l_i / grad_accum: the same optimizer steps, up to the order in which
 float gradients are added (tested: 2 CPU processes against 1). Process 0 saves the checkpoint
 and writes the log; the caller reads it.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -64,7 +65,11 @@ def launch(method: Any, config: Any, *, base: Path, forget: Any, retain: Any, ou
         if errors:  # a worker's own RunError / ConfigError, as the single-process run says it
             raise RunError(errors[0].read_text())
         if res.returncode or not log.is_file():
-            tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
+            lines = (res.stderr or res.stdout).strip().splitlines()
+            # a worker's exception, which torchrun's closing summary does not repeat
+            raised = [line for line in lines
+                      if re.match(r"\[rank\d+\]:\s*[\w.]+(Error|Exception)\b", line)]
+            tail = "\n".join(raised[-2:] + lines[-15:])
             raise RunError(f"unlearning with '{method.name}' on {processes} processes failed "
                            f"(exit {res.returncode}); the workers said:\n{tail}")
         return json.loads(log.read_text())

@@ -23,8 +23,8 @@ def train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config)
     if accelerator is not None:
-        return train_ddp(model, impl, ref, pairs, config, steps, dev, autocast, name,
-                          accelerator, optimizer)
+        return train_parallel(model, impl, ref, pairs, config, steps, dev, autocast, name,
+                              accelerator, optimizer)
     scheduler = build_scheduler(optimizer, config, steps)
     model.train()
     log: list[dict[str, float]] = []
@@ -55,16 +55,17 @@ def end_step(name: str, step: int, forget: float, retain: float, config: Unlearn
     return {"step": step, "forget": forget, "retain": retain, "total": total}
 
 
-def train_ddp(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | None]],
-               config: UnlearnConfig, steps: int, dev: torch.device, autocast: Any, name: str,
-               accelerator: Any, optimizer: Any) -> list[dict[str, float]]:
-    """`train` on one of N DDP processes: of each step's grad_accum micro-batches this
-    process computes those with index ≡ rank (mod N); DDP averages the gradients, the loss is
-    scaled by N, so the step is the single-process one (unlearn/ddp.py)."""
+def train_parallel(wrapped: Any, impl: Any, ref: Any,
+                   pairs: Iterator[tuple[Batch, Batch | None]], config: UnlearnConfig,
+                   steps: int, dev: torch.device, autocast: Any, name: str, accelerator: Any,
+                   optimizer: Any) -> list[dict[str, float]]:
+    """`train` on one of N processes, `wrapped` in DDP or FSDP (unlearn/parallel.py): of each
+    step's grad_accum micro-batches this process computes those with index ≡ rank (mod N);
+    DDP / FSDP average the gradients, the loss is scaled by N, so the step is the
+    single-process one (unlearn/ddp.py)."""
     world, rank = accelerator.num_processes, accelerator.process_index
-    wrapped = accelerator.prepare_model(model)
     scheduler = build_scheduler(optimizer, config, steps)
-    model.train()
+    wrapped.train()
     log: list[dict[str, float]] = []
     for step in range(1, steps + 1):
         mine = [pair for i, pair in ((i, next(pairs)) for i in range(config.grad_accum))
@@ -74,20 +75,20 @@ def train_ddp(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batc
             sync = contextlib.nullcontext() if j == len(mine) - 1 else wrapped.no_sync()
             with sync:
                 f, r = micro_step(wrapped, impl, ref, *pair, config, dev, autocast,
-                                   scale=world)
+                                  scale=world)
             sums += torch.tensor([f, r], dtype=torch.float64)
         sums = accelerator.reduce(sums.to(dev), reduction="sum").cpu()
         forget, retain = (float(x) / config.grad_accum for x in sums)
         log.append(end_step(name, step, forget, retain, config, optimizer, scheduler))
-    model.eval()
+    wrapped.eval()
     return log
 
 
 def micro_step(model: Any, impl: Any, ref: Any, forget: Batch, retain: Batch | None,
-                config: UnlearnConfig, dev: torch.device, autocast: Any,
-                scale: int = 1) -> tuple[float, float]:
+               config: UnlearnConfig, dev: torch.device, autocast: Any,
+               scale: int = 1) -> tuple[float, float]:
     """Forward + backward of one micro-batch pair; returns (forget, retain) loss values.
-    `scale`: the number of DDP processes whose gradients are averaged."""
+    `scale`: the number of processes whose gradients are averaged."""
     with autocast() if autocast else contextlib.nullcontext():
         lf = impl.forget_loss(model, forget.to(dev), ref, config)
         l_retain = impl.retain_loss(model, retain.to(dev), ref, config) if retain is not None \

@@ -14,6 +14,10 @@ L, hidden size h, layers n, vocabulary V:
   (each layer's input kept, one layer recomputed at a time); plus logits and their
   gradient, 3·b·L·V·4.
 
+Per process under FSDP over N processes (`fsdp:` with `processes: N`): gradients and optimizer
+states / N; with `full_shard` weights / N plus one decoder layer's full weights (gathered for
+its forward and backward), 4P/n; the reference and the activations are not sharded.
+
 It is an estimate (allocator slack, kernels' workspaces and fragmentation are not in it);
 the refusal leaves 10 % headroom. The budget is what the device has free now plus what the
 already-loaded model holds (CUDA: `mem_get_info` + allocated; CPU: MemAvailable + the
@@ -127,8 +131,14 @@ def estimate(model: Any, config: Any, *, trained: int, needs_reference: bool,
         opt = 2 * trained + 6 * min(small, trained)
     else:
         opt = 8 * trained
+    weights, grads = 4 * params, 4 * trained
+    shards = config.processes if getattr(config, "fsdp", None) else 1
+    if shards > 1:
+        grads, opt = -(-grads // shards), -(-opt // shards)
+        if config.fsdp == "full_shard":
+            weights = -(-weights // shards) + weights // max(1, n)
     budget, source = _budget(model, device)
-    return MemoryEstimate(weights=4 * params, gradients=4 * trained, optimizer=opt,
+    return MemoryEstimate(weights=weights, gradients=grads, optimizer=opt,
                           reference=(2 if bf16 else 4) * params if needs_reference else 0,
                           activations=act, budget=budget, budget_source=source)
 

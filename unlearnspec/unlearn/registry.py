@@ -6,7 +6,7 @@ Third-party methods register through the entry-point group `unlearnspec.methods`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal, Optional, Union
 
 from ..registry import Component, Registry, build_config, check
 
@@ -14,7 +14,9 @@ METHODS = Registry("unlearning method", "unlearnspec.methods")
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw", "paged_adamw_8bit")
 # options that change no number when left at their default: left out of cache keys then, so
 # adding them kept every existing unlearning run's key
-KEY_DEFAULTS = {"gradient_checkpointing": False, "optimizer": "adamw", "processes": 1}
+KEY_DEFAULTS = {"gradient_checkpointing": False, "optimizer": "adamw", "processes": 1,
+                "fsdp": None}
+FSDP_STRATEGIES = ("full_shard", "shard_grad_op")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class UnlearnConfig:
     # DDP over this many processes (one per GPU; gloo processes on CPU): each takes
     # grad_accum / processes of a step's micro-batches (unlearn/ddp.py)
     processes: int = 1
+    # with processes > 1: shard over them with FSDP instead of one full copy each (DDP):
+    # full_shard = weights, gradients and optimizer states; shard_grad_op = gradients and
+    # optimizer states, weights kept whole between forward and backward (unlearn/parallel.py)
+    fsdp: Optional[Literal["full_shard", "shard_grad_op"]] = None
 
     def __post_init__(self) -> None:
         check(self.lr > 0, f"lr must be positive, got {self.lr}; the paper uses 1e-5 "
@@ -111,6 +117,12 @@ class UnlearnConfig:
               f"processes {self.processes} must divide grad_accum {self.grad_accum}: each "
               f"process takes grad_accum / processes micro-batches of every step (raise "
               f"grad_accum to a multiple of {self.processes})", "grad_accum")
+        check(self.fsdp is None or self.fsdp in FSDP_STRATEGIES,
+              f"fsdp must be one of {', '.join(FSDP_STRATEGIES)} (or left out for DDP), got "
+              f"{self.fsdp!r}", "fsdp")
+        check(self.fsdp is None or self.processes > 1,
+              f"fsdp: {self.fsdp} shards the model over processes, and processes is 1; set "
+              f"processes: 2 or more (or leave fsdp out)", "fsdp")
         check(self.optimizer in OPTIMIZERS,
               f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
               "optimizer")

@@ -46,19 +46,19 @@ def run_unlearning(method: Component, config: UnlearnConfig, *, base: Path,
     forget, retain = _as_texts(forget, config), _as_texts(retain, config)
     check_inputs(method, config, forget, retain, impl, Path(base), Path(out), device)
     seed = int(config.seed if config.seed is not None else seed)
-    from . import ddp
+    from . import ddp, parallel
 
     accelerator = None
     if config.processes > 1 and hasattr(impl, "trainable_parameters"):
         raise RunError(f"unlearning with '{method.name}' cannot run on {config.processes} "
                        f"processes: the method reads the hidden states of named layers (RMU), "
-                       f"which a DDP-wrapped model does not expose; set processes: 1")
+                       f"which a DDP- or FSDP-wrapped model does not expose; set processes: 1")
     if config.processes > 1 and not ddp.in_distributed_worker():
         log = ddp.launch(method, config, base=Path(base), forget=forget, retain=retain,
                          out=Path(out), seed=seed, device=device, processes=config.processes)
         return {**log, "seconds": time.perf_counter() - started}
     if config.processes > 1:
-        accelerator = _accelerator(config, device, method.name)
+        accelerator = parallel.accelerator_for(config, device, method.name)
         device = str(accelerator.device)
     dev = torch.device(device)
     # the caller's global RNG state is left as it was; ours is fixed by the seed
@@ -69,18 +69,6 @@ def run_unlearning(method: Component, config: UnlearnConfig, *, base: Path,
                        dev, progress, accelerator)
     return {"method": method.name, "seed": seed, "device": str(dev), **log,
             "processes": config.processes, "seconds": time.perf_counter() - started}
-
-
-def _accelerator(config: UnlearnConfig, device: str, name: str) -> Any:
-    """This process's accelerate state, checked against the `processes` the config asks."""
-    from accelerate import Accelerator
-
-    acc = Accelerator(cpu=not device.startswith("cuda"), mixed_precision="no")
-    if acc.num_processes != config.processes:
-        raise RunError(f"unlearning with '{name}': processes is {config.processes} but this "
-                       f"worker was launched among {acc.num_processes}; launch as many "
-                       f"processes as the config says")
-    return acc
 
 
 def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: list[str],
@@ -119,17 +107,24 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
                         epochs=config.epochs, max_steps=config.max_steps)
     pairs = paired_batches(forget_chunks, retain_chunks, batch_size=config.batch_size,
                            seed=seed, pad_id=pad)
-    losses = train(model, impl, ref, pairs, config, steps, dev, autocast, progress, name,
-                    accelerator)
+    wrapped = model
+    if accelerator is not None:
+        from . import parallel
+
+        trainable = {pname: p.requires_grad for pname, p in model.named_parameters()}
+        wrapped = parallel.wrap(model, config, accelerator)
+    losses = train(wrapped, impl, ref, pairs, config, steps, dev, autocast, progress, name,
+                   accelerator)
+    if accelerator is not None:  # process 0 finishes and saves; the others are done
+        model = parallel.whole(wrapped, model, config, accelerator, base, trainable)
+        if model is None:
+            return {}
     if frozen:
         sure_mod.verify_untouched(model, frozen)
     finished = impl.finish(model, ref, config) if hasattr(impl, "finish") else None
     if frozen:
         sure_mod.verify_untouched(model, frozen)
-    if accelerator is None or accelerator.is_main_process:
-        save_checkpoint(model, tokenizer, out)
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
+    save_checkpoint(model, tokenizer, out)
     return {
         "precision": "bf16" if autocast is not None else "fp32",
         "steps": steps,
@@ -144,6 +139,7 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
         "memory_estimate": memory.to_log(),
         "optimizer": config.optimizer,
         "gradient_checkpointing": config.gradient_checkpointing,
+        **({"fsdp": config.fsdp} if config.fsdp else {}),
         **({"finish": finished} if finished else {}),
     }
 
