@@ -88,6 +88,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .data.files import atomic_write
     from .report.html import render_html
     from .report.json_report import load_report, merge_reports, write_report
     from .report.markdown import render_markdown_report
@@ -106,7 +107,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             write_report(report, args.json)
         for path, text in ((args.output, render_html), (args.markdown, render_markdown_report)):
             if path:
-                _write_text(Path(path), text(report))
+                atomic_write(path, text(report))
     except OSError as exc:
         print(f"unlearnspec report: cannot write {exc.filename or 'the output'}: "
               f"{exc.strerror or exc}; choose a writable path", file=sys.stderr)
@@ -139,13 +140,6 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     else:
         print(render_text(report, per_tensor=args.per_tensor))
     return 0
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def build_parser() -> argparse.ArgumentParser:

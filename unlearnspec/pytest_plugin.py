@@ -482,6 +482,7 @@ def _write_reports(config: pytest.Config, state: PluginState) -> list[str]:
                for opt in (OPT_REPORT, OPT_HTML, OPT_MARKDOWN)}
     if not any(targets.values()) and not config.getoption("unlearn_save_baseline"):
         return []
+    from .data.files import atomic_write
     from .report.html import render_html
     from .report.json_report import build_report, write_report
     from .report.markdown import render_markdown_report
@@ -498,10 +499,7 @@ def _write_reports(config: pytest.Config, state: PluginState) -> list[str]:
         written.append(str(write_report(report, targets[OPT_REPORT])))
     for opt, render in ((OPT_HTML, render_html), (OPT_MARKDOWN, render_markdown_report)):
         if targets[opt]:
-            path = Path(targets[opt])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(report), encoding="utf-8")
-            written.append(str(path))
+            written.append(str(atomic_write(targets[opt], render(report))))
     return written
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnspec.engine import cache as cache_module
+from unlearnspec.data import files as files_module
 from unlearnspec.engine.cache import Cache, content_key
 from unlearnspec.errors import RunError, disk_full
 
@@ -73,7 +73,7 @@ def test_full_disk_on_a_record_write_is_a_clear_error_and_leaves_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = Cache(tmp_path / "cache")
     # test double: the disk fills up when the record is flushed to it
-    monkeypatch.setattr(cache_module.os, "fsync", enospc)
+    monkeypatch.setattr(files_module.os, "fsync", enospc)
     with pytest.raises(RunError) as info:
         cache.put_json("metrics", KEY, {"value": 1.0, "n": 3})
     monkeypatch.undo()

@@ -2,19 +2,17 @@
 
 Layout: `cache_dir/bench/<preset>-<key>/{data,target,retrain,target-qat,retrain-qat}`, where
 `key` hashes the preset's config and BENCH_VERSION. Each item is built in a temporary sibling
-directory and moved into place with `os.replace`, under a `filelock.FileLock`, so concurrent
+directory and renamed into place (data.files.write_dir_atomic), under a `filelock.FileLock`, so concurrent
 processes (xdist workers) build it once and nobody ever sees a half-written checkpoint.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from ..data.files import remove_partial_dirs, write_dir_atomic
 from ..errors import RunError, disk_full
 from .names import split_model_name
 from .presets import BENCH_VERSION, get_preset
@@ -41,13 +39,9 @@ def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
     with FileLock(str(final) + ".lock"):
         if final.is_dir():  # built by another process while we waited
             return final
-        for stale in final.parent.glob(f".{final.name}.*"):  # left by a killed build
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        remove_partial_dirs(final)  # left by a killed build
         try:
-            build(tmp)
-            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
-            os.replace(tmp, final)
+            write_dir_atomic(final, build)
         except Exception as exc:
             why = disk_full(exc)
             if why is None:
@@ -56,8 +50,6 @@ def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
                            f"directory {cache_root(final)}: {why}. Nothing incomplete was "
                            f"kept. Free space there, or point the cache elsewhere (pytest "
                            f"--unlearn-cache-dir DIR, unlearnspec run --cache-dir DIR).") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

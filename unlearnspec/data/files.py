@@ -1,4 +1,5 @@
-"""Reading local data files: .txt, .json, .jsonl, .parquet (and .csv for MMLU's release).
+"""Reading local data files: .txt, .json, .jsonl, .parquet (and .csv for MMLU's release),
+and the project's one way of writing a file or a directory atomically.
 
 Every failure is a RunError naming the file and what was expected. Parquet needs pyarrow
 (pulled in by the `hub` extra); without it, a MissingExtraError names that extra.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,23 +59,81 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def build_dir_once(out: Path, write: Callable[[Path], None]) -> Path:
-    """`out`, built by `write(tmp)` in a hidden sibling and renamed into place unless it
-    exists: readers never see a half-written directory, and of two processes building it at
-    once the first rename wins (both write the same content)."""
-    if out.is_dir():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
+def _fsync_dir(path: Path) -> None:
     try:
-        write(tmp / "c")
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` (text as UTF-8) to `path` through a hidden temp file in the same folder,
+    fsynced, then renamed over `path`: a reader, a crash or a concurrent writer never sees
+    half a file, and nothing of the temp file stays behind on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _partial_prefix(final: Path) -> str:
+    # a hidden name that starts with the final one's, so remove_partial_dirs(final) finds it;
+    # a final that is itself a partial build (.tmp-KEY-x) nests under that build's pattern
+    hidden = final.name if final.name.startswith(".") else f".tmp-{final.name}"
+    return f"{hidden}-"
+
+
+def remove_partial_dirs(final: Path) -> list[Path]:
+    """Remove the temp directories that interrupted `write_dir_atomic(final, ...)` calls left
+    beside `final`. Call it only while no one else can be building `final` (under its lock)."""
+    stale = sorted(final.parent.glob(f"{_partial_prefix(final)}*"))
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+
+def write_dir_atomic(final: Path, write: Callable[[Path], None]) -> Path:
+    """`final`, built by `write(tmp)` into an empty hidden sibling directory and renamed into
+    place: readers never see a half-written directory, and on failure the sibling is removed.
+    `final` must not exist unless another process may be publishing the same content: when
+    the rename finds `final` already there, that copy wins and this one is dropped."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=_partial_prefix(final)))
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a cache may be shared
         try:
-            (tmp / "c").rename(out)
-        except OSError:  # another process won the race; its copy is identical
-            pass
+            os.replace(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+        _fsync_dir(final.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return final
+
+
+def build_dir_once(out: Path, write: Callable[[Path], None]) -> Path:
+    """`out`, built by `write(tmp)` (see write_dir_atomic) unless it exists; of two processes
+    building it at once the first rename wins (both write the same content)."""
+    return out if out.is_dir() else write_dir_atomic(out, write)
 
 
 def _parquet(path: Path) -> list[Any]:

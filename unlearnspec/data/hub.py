@@ -7,15 +7,12 @@ layout `datasets` writes); JSON / JSONL files in the same places are read too. H
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import MissingExtraError, RunError
-from .files import read_records
+from .files import build_dir_once, read_records, tree_digest
 from .muse import Corpus
 
 # subset -> (split on the hub, file in MUSE's layout, fields kept; () = plain text)
@@ -69,26 +66,14 @@ def corpus_from_snapshot(snapshot: str | Path, cache_dir: str | Path) -> Corpus:
     """Convert a local hub-layout directory into MUSE's layout under `cache_dir` (once per
     content; atomic, so concurrent workers never see half a corpus)."""
     snapshot = Path(snapshot)
-    h = hashlib.sha256()
-    for f in sorted(p for p in snapshot.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(snapshot)).encode() + b"\0" + f.read_bytes())
-    out = Path(cache_dir) / f"muse-{h.hexdigest()[:16]}"
-    if out.is_dir():
-        return Corpus(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-muse-"))
-    try:
-        written = _convert(snapshot, tmp)
-        missing = sorted(REQUIRED - set(written))
+
+    def write(tmp: Path) -> None:
+        missing = sorted(REQUIRED - set(_convert(snapshot, tmp)))
         if missing:
             raise RunError(f"{snapshot} is not a MUSE dataset: no data for "
                            f"{', '.join(missing)} (expected e.g. verbmem/forget-*.parquet)")
-        try:
-            tmp.rename(out)
-        except OSError:  # another worker won the race; its copy is identical
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    out = build_dir_once(Path(cache_dir) / f"muse-{tree_digest(snapshot)}", write)
     return Corpus(out)
 
 

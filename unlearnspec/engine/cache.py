@@ -1,8 +1,7 @@
 """The content-addressed run cache (`.unlearnspec/` by default).
 
 Two kinds of entries, both keyed by a hash of everything that determines them:
-- JSON records (metric results): one file, written to a temp name, fsynced, `os.replace`d
-  into place, carrying a checksum of its payload. A truncated or corrupt file is reported,
+- JSON records (metric results): one file, written atomically (data.files.atomic_write), carrying a checksum of its payload. A truncated or corrupt file is reported,
   removed and recomputed, never trusted.
 - Artifacts (checkpoint directories): built in a temp directory under a file lock, then
   renamed into place with a `.complete` marker listing each file's size and checksum; a
@@ -14,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from filelock import FileLock
 
+from ..data.files import atomic_write, remove_partial_dirs, write_dir_atomic
 from ..errors import RunError, disk_full
 from ..faults import fault_point
 
@@ -45,19 +43,6 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class Cache:
@@ -104,21 +89,10 @@ class Cache:
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, data)
         except OSError as exc:
             raise RunError(f"could not write the cache entry {path} in the cache directory "
                            f"{self.root}: {exc.strerror or exc}. {FIX}") from exc
-        _fsync_dir(path.parent)
 
     # -- artifacts -----------------------------------------------------------------------
     def artifact_dir(self, kind: str, key: str) -> Path:
@@ -152,19 +126,13 @@ class Cache:
                 self.stats[f"{kind}.hit"] += 1
                 return final
             self.stats[f"{kind}.miss"] += 1
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self._remove_stale_builds(final.parent, key)
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{key}-"))
+            for stale in remove_partial_dirs(final):
+                log.info("unlearnspec: removed %s, left by an interrupted build", stale)
+            if final.exists():  # incomplete (checked above, under the lock)
+                shutil.rmtree(final)
             try:
-                build(tmp)
-                sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-                (tmp / MARKER).write_text(json.dumps(sizes, sort_keys=True))
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
-                _fsync_dir(final.parent)
+                write_dir_atomic(final, lambda tmp: _build_marked(build, tmp))
             except BaseException as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
                 why = disk_full(exc) or (exc.strerror or str(exc)
                                          if isinstance(exc, OSError) else None)
                 if why is None:
@@ -174,10 +142,8 @@ class Cache:
                                f"{FIX}") from exc
         return final
 
-    @staticmethod
-    def _remove_stale_builds(parent: Path, key: str) -> None:
-        """Temp directories of earlier builds of `key` that a killed process left behind.
-        Only called under the key's lock, so none of them is still being written."""
-        for stale in parent.glob(f".tmp-{key}-*"):
-            log.info("unlearnspec: removing %s, left by an interrupted build", stale)
-            shutil.rmtree(stale, ignore_errors=True)
+
+def _build_marked(build: Callable[[Path], Any], tmp: Path) -> None:
+    build(tmp)
+    sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+    (tmp / MARKER).write_text(json.dumps(sizes, sort_keys=True))

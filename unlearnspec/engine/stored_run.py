@@ -10,11 +10,10 @@ term's full-precision value, its `fp_reference`.)
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..data.files import atomic_write
 from ..errors import RunError
 from .measurement import Measurement
 
@@ -33,13 +32,8 @@ def stored_run_from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, A
 
 
 def save_stored_run(records: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(stored_run_from_records(records), f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(stored_run_from_records(records), indent=1,
+                                         sort_keys=True))
 
 
 def load_stored_run(path: str | Path, spec_path: Path) -> dict[str, Any]:

@@ -13,12 +13,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..data.files import atomic_write
 from .collect import Collected, ReportError, collect, jsonable
 from .status import STATUSES
 
@@ -137,17 +137,7 @@ def dumps(report: Mapping[str, Any]) -> str:
 def write_report(report: Mapping[str, Any], path: Path | str) -> Path:
     """Write atomically (a temporary file in the same folder, then a rename): a reader or a
     crash never sees half a report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dumps(report))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, dumps(report))
 
 
 def load_report(path: Path | str) -> dict[str, Any]:
