@@ -51,7 +51,6 @@ DEFAULT_TRANSFORMS = ("rtn4", "rtn8")
 
 _SHORTHAND = re.compile(r"^rtn(?P<bits>\d+)(?:-g(?P<group>\d+))?(?P<grid>-paper|-clamped|-zp)?$")
 _BNB = ("nf4", "fp4", "int8")
-_LAYER = re.compile(r"^(?P<layer>.*?(?:^|\.)(?:layers|h|blocks|block|layer)\.\d+)\.")
 
 
 class DiffError(UnlearnSpecError):
@@ -124,8 +123,9 @@ class TensorDiff:
 
 
 def _layer_of(name: str) -> str:
-    m = _LAYER.match(name)
-    return m["layer"] if m else name
+    from .transforms.roles import decoder_block
+
+    return decoder_block(name) or name
 
 
 def _tensor_jobs(info: Any, et: Entry, es: Entry, transforms: dict[str, Any],

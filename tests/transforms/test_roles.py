@@ -70,3 +70,22 @@ def test_checkpoint_tensors_get_the_role_of_the_parameter_they_load_into(arch_ch
 def test_pattern_folds_layer_and_expert_indices():
     assert pattern("model.layers.11.block_sparse_moe.experts.3.w1.weight") == \
         "model.layers.*.block_sparse_moe.experts.*.w1.weight"
+
+
+@pytest.mark.parametrize("name, block", [
+    ("model.layers.3.self_attn.q_proj.weight", "model.layers.3"),
+    ("transformer.h.0.attn.c_attn.weight", "transformer.h.0"),
+    ("encoder.block.11.layer.0.SelfAttention.q.weight", "encoder.block.11"),
+    ("model.layers.2.mlp.experts.7.w1.weight", "model.layers.2"),  # the block, not the expert
+    ("layers.0.mlp.weight", "layers.0"),
+    ("model.layers.3", "model.layers.3"),
+    ("model.embed_tokens.weight", None),
+    ("lm_head.weight", None),
+    ("model.highlayers.3.x", None),  # `layers` must be a whole name part
+])
+def test_decoder_block_is_the_one_name_rule(name, block):
+    from unlearnspec.diff import _layer_of
+    from unlearnspec.transforms.roles import decoder_block
+
+    assert decoder_block(name) == block
+    assert _layer_of(name) == (block or name)  # `unlearnspec diff` groups tensors by it

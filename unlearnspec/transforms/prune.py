@@ -22,18 +22,16 @@ pruned so far, stopped after that block.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
 
 from ..errors import RunError
 from .base import InPlaceTransform, Quantized, TransformContext
-from .roles import DECODER_ROLES, WeightInfo, iter_parameters
+from .roles import DECODER_ROLES, WeightInfo, decoder_block, iter_parameters
 from .rtn import from_rows, to_rows
 
 _ROLES = {"decoder": set(DECODER_ROLES), "decoder+head": {*DECODER_ROLES, "head"}}
-_BLOCK = re.compile(r"^(.*?\.\d+)\.")
 
 
 def prune_mask(scores: torch.Tensor, ratio: float, n_m: tuple[int, int] | None,
@@ -191,8 +189,7 @@ def _module_of(model: Any, info: WeightInfo) -> Any:
 def _block_key(info: WeightInfo) -> str:
     if info.role == "head":
         return "~head"  # after every block
-    m = _BLOCK.match(info.name)
-    return m.group(1) if m else info.name
+    return decoder_block(info.name) or info.name
 
 
 def _block_module(model: Any, info: WeightInfo) -> Any:

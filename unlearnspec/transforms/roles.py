@@ -7,7 +7,7 @@ stores a Mixtral / Qwen2-MoE layer's experts as two 3-D parameters ([experts, ou
 module that is no `nn.Linear` at all. Both are decoder weights; a rule that looks for
 `nn.Linear` modules misses them.
 
-Roles: inside a decoder block (`layers.N.`, `h.N.`, `blocks.N.`): `attention`, `mlp`,
+Roles: inside a decoder block (`layers.N.`, `h.N.`, `blocks.N.`: `decoder_block`): `attention`, `mlp`,
 `experts` (MoE expert matrices, 3-D in the model), `router` (an MoE gate), `unknown` (a
 matrix in a module no transform knows how to quantize); outside: `embed`, `head`, `extra`.
 A head tied to the input embedding is one tensor with role `head`, counted once.
@@ -32,10 +32,18 @@ ROLES = DECODER_ROLES + OTHER_ROLES
 
 # Names of decoder blocks across Hugging Face architectures (Llama `layers.3.`, GPT-2 / Falcon
 # `h.3.`, T5/BLOOM style `block.3.` / `blocks.3.`).
-_DECODER = re.compile(r"(^|\.)(layers|h|blocks|block|layer)\.\d+\.")
+_DECODER_BLOCK = re.compile(r"^(?P<block>.*?(?:^|\.)(?:layers|h|blocks|block|layer)\.\d+)(?:\.|$)")
 _ATTENTION = re.compile(r"(^|\.)(self_attn|self_attention|attn|attention)(\.|$)")
 _LINEAR = "torch.nn.modules.linear.Linear"
 _CONV1D = "transformers.pytorch_utils.Conv1D"
+
+
+def decoder_block(name: str) -> str | None:
+    """The decoder block a weight, tensor or module name lies in (`model.layers.3` for
+    `model.layers.3.mlp.up_proj.weight`; the first block when names nest, as MoE experts'
+    `layers.3.mlp.experts.7.`), or None outside every block."""
+    m = _DECODER_BLOCK.match(name)
+    return m["block"] if m else None
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def _classify(mod_name: str, mod: Any, pname: str, p: Any, head: Any,
         return WeightInfo(full, "head", "linear", shape, module)
     if isinstance(mod, torch.nn.Embedding):
         return WeightInfo(full, "embed", "embedding", shape, module)
-    in_decoder = bool(_DECODER.search(full + "."))
+    in_decoder = decoder_block(full) is not None
     leaf = mod_name.rsplit(".", 1)[-1]
     is_conv1d = module == _CONV1D or type(mod).__name__ == "Conv1D"
     if pname == "weight" and (isinstance(mod, torch.nn.Linear) or is_conv1d) and p.ndim == 2:
