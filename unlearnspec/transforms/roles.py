@@ -7,9 +7,10 @@ stores a Mixtral / Qwen2-MoE layer's experts as two 3-D parameters ([experts, ou
 module that is no `nn.Linear` at all. Both are decoder weights; a rule that looks for
 `nn.Linear` modules misses them.
 
-Roles: inside a decoder block (`layers.N.`, `h.N.`, `blocks.N.`: `decoder_block`): `attention`, `mlp`,
-`experts` (MoE expert matrices, 3-D in the model), `router` (an MoE gate), `unknown` (a
-matrix in a module no transform knows how to quantize); outside: `embed`, `head`, `extra`.
+Roles: inside a decoder block (`layers.N.`, `h.N.`, `blocks.N.`; `decoder_block` is the
+name rule): `attention`, `mlp`, `experts` (MoE expert matrices, 3-D in the model), `router`
+(an MoE gate), `unknown` (a matrix in a module no transform knows how to quantize); outside:
+`embed`, `head`, `extra`.
 A head tied to the input embedding is one tensor with role `head`, counted once.
 
 The streamed metrics read checkpoint tensors, whose names and shapes can differ from the
