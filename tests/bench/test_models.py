@@ -52,7 +52,9 @@ def test_aligned_target_is_on_the_grid_and_still_memorises(micro_model, micro_co
 def test_models_are_reused_not_retrained(micro_model, bench_cache) -> None:
     path = micro_model("target")
     stamp = (path / "model.safetensors").stat().st_mtime_ns
-    assert ensure_model("micro/target", bench_cache, progress=False) == path
+    trained: list[str] = []
+    assert ensure_model("micro/target", bench_cache, progress=False, trained=trained) == path
+    assert trained == []
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert {"config.json", "tokenizer.json", "model.safetensors"} <= \
         {p.name for p in path.iterdir()}
@@ -62,7 +64,9 @@ def test_same_seed_gives_bit_identical_checkpoints(micro_model, tmp_path: Path,
                                                   capfd: pytest.CaptureFixture[str]) -> None:
     first = micro_model("target")
     capfd.readouterr()
-    again = ensure_model("micro/target", tmp_path, progress=False)
+    trained: list[str] = []
+    again = ensure_model("micro/target", tmp_path, progress=False, trained=trained)
+    assert trained == ["micro/target"]  # what the engine reports as trained
     # progress=False is silent: no transformers bar for the checkpoint it saves
     assert "Writing model shards" not in capfd.readouterr().err
     assert again != first

@@ -8,7 +8,6 @@ processes (xdist workers) build it once and nobody ever sees a half-written chec
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -21,11 +20,6 @@ from .presets import BENCH_VERSION, get_preset
 def preset_dir(preset: str, cache_dir: Path) -> Path:
     p = get_preset(preset)
     return Path(cache_dir) / "bench" / f"{p.name}-{p.key()}"
-
-
-# how many models this process trained (not found built, not built by another process while
-# it waited): the engine reports it so a warm rerun visibly trains nothing
-TRAINED: Counter[str] = Counter()
 
 
 def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
@@ -68,10 +62,13 @@ def ensure_data(preset: str, cache_dir: Path) -> Path:
                        lambda tmp: write_corpus(make_world(p), tmp))
 
 
-def ensure_model(name: str, cache_dir: Path, *, progress: bool = True) -> Path:
+def ensure_model(name: str, cache_dir: Path, *, progress: bool = True,
+                 trained: list[str] | None = None) -> Path:
     """The checkpoint directory of built-in model `name` (e.g. 'tiny/target-qat'), trained on
     first use. The '-qat' variants are aligned copies of their base model, which is built
-    first if needed."""
+    first if needed. `trained`, when given, gets the name of every model this call trained
+    (not found built, nor built by another process while it waited): the engine reports
+    them, so a warm rerun visibly trains nothing."""
     try:
         preset, kind = split_model_name(name)
     except ValueError as exc:
@@ -79,12 +76,13 @@ def ensure_model(name: str, cache_dir: Path, *, progress: bool = True) -> Path:
     final = preset_dir(preset, cache_dir) / kind
     if final.is_dir():
         return final
-    base = ensure_model(f"{preset}/{kind[:-4]}", cache_dir, progress=progress) \
-        if kind.endswith("-qat") else None
+    base = ensure_model(f"{preset}/{kind[:-4]}", cache_dir, progress=progress,
+                        trained=trained) if kind.endswith("-qat") else None
     data = ensure_data(preset, cache_dir)
     def build(tmp: Path) -> None:
         _train(preset, kind, data, base, tmp, progress)
-        TRAINED[name] += 1
+        if trained is not None:
+            trained.append(name)
 
     return _build_once(final, build)
 

@@ -197,11 +197,11 @@ class Run:
         self._not_a_group(name)
         if ms.source == "builtin":
             from ..bench import ensure_model
-            from ..bench.build import TRAINED
 
-            before = sum(TRAINED.values())
-            path = ensure_model(ms.builtin, self.cache.root, progress=self.progress)
-            self.stats["trained"] += sum(TRAINED.values()) - before
+            trained: list[str] = []
+            path = ensure_model(ms.builtin, self.cache.root, progress=self.progress,
+                                trained=trained)
+            self.stats["trained"] += len(trained)
         elif ms.source == "path" and is_gguf(ms.path):
             # dequantized once into a plain checkpoint the rest of the run reads as any other
             path = self.cache.artifact("models", self.model_key(name),
