@@ -127,7 +127,7 @@ def main(eval_dir: Path) -> int:
     same("fluency entropy x100", round(100 * res["entropy"], 6), round(r.value, 6))
     # FB / QA / AA and neighbour probes: ROUGE-L recall per level
     from rwku_miniature import write_rwku_target
-    from unlearnspec.data.hub import load_corpus
+    from unlearnspec.data.hub_datasets import load_corpus
     from unlearnspec.metrics.registry import METRICS
     from unlearnspec.metrics.rwku import rwku_probe
 

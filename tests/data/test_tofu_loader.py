@@ -114,7 +114,7 @@ def test_without_training_files_unlearning_says_which_is_missing(tmp_path: Path)
 
 
 def test_hub_id_reads_the_local_hub_cache_offline(tmp_path: Path, monkeypatch) -> None:
-    """`locuslab/TOFU#forget10` goes through the hub path (data/hub.py's snapshot_dataset):
+    """`locuslab/TOFU#forget10` goes through the hub path (data/hub_datasets.py's snapshot_dataset):
     offline, a snapshot already in the hub cache is used; none is a clear error."""
     pytest.importorskip("huggingface_hub")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rwku_miniature import write_rwku_target
-from unlearnspec.data.hub import load_corpus
+from unlearnspec.data.hub_datasets import load_corpus
 from unlearnspec.errors import RunError
 from unlearnspec.metrics.rwku import rouge_l_recall
 from unlearnspec.metrics.rwku_prompts import probe_prompt, probe_stop_ids

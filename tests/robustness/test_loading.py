@@ -125,14 +125,14 @@ def test_hub_model_with_only_pickle_weights_is_refused(
         tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pickle files are not downloaded without the opt-in, so the snapshot has no weights;
     the error says why instead of transformers' 'no file named model.safetensors'."""
-    from unlearnspec.models import hub
+    from unlearnspec.models import resolve
 
     snap = pickle_checkpoint(tiny_checkpoint, tmp_path / "snapshots" / ("c" * 40))
     (snap / "pytorch_model.bin").unlink()  # what the safetensors-only download leaves
     # test double for huggingface_hub's download: the snapshot it would return
-    monkeypatch.setattr(hub, "snapshot", lambda *a, **k: snap)
+    monkeypatch.setattr(resolve, "snapshot", lambda *a, **k: snap)
     with pytest.raises(RunError) as info:
-        hub.resolve_checkpoint("org/tiny", revision=None, base=tmp_path)
+        resolve.resolve_checkpoint("org/tiny", revision=None, base=tmp_path)
     message = str(info.value)
     assert "hub model 'org/tiny' (at " + "c" * 40 + ")" in message
     assert "`allow_pickle: true`" in message and "arbitrary code" in message

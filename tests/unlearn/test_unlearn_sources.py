@@ -82,7 +82,7 @@ def test_a_plain_corpus_stays_one_example_per_document(tmp_path: Path) -> None:
 
 
 def test_a_hub_converted_muse_corpus_is_a_muse_directory(tmp_path: Path) -> None:
-    """data/hub.py writes MUSE's retain1 split as raw/retain.json and keeps raw/retain2.json:
+    """data/hub_datasets.py writes MUSE's retain1 split as raw/retain.json and keeps raw/retain2.json:
     windows over the joined documents, as load_data.py's .txt would hold them."""
     (tmp_path / "raw").mkdir()
     for name, docs in [("forget", ["a b", "c"]), ("retain", ["r1"]), ("retain2", ["r2"])]:

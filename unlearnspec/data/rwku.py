@@ -95,7 +95,7 @@ def corpus_from_rwku(target_dir: str | Path, cache_dir: str | Path) -> Path:
 
 def corpus_from_rwku_snapshot(snapshot: str | Path, target: str, cache_dir: str | Path) -> Path:
     """A hub-layout RWKU copy, cut to rows whose `subject` is `target`, as a corpus dir."""
-    from .hub import _split_files  # hub imports this module lazily; the same split rule
+    from .hub_datasets import _split_files  # hub imports this module lazily; the same split rule
 
     snapshot = Path(snapshot)
     with tempfile.TemporaryDirectory(prefix="unlearnspec-rwku-") as tmp:
@@ -122,7 +122,7 @@ def corpus_from_rwku_snapshot(snapshot: str | Path, target: str, cache_dir: str 
 
 def rwku_from_hub(repo_id: str, target: str, cache_dir: str | Path, *,
                   revision: str | None = None) -> Path:
-    from .hub import snapshot_dataset
+    from .hub_datasets import snapshot_dataset
 
     snapshot = snapshot_dataset(repo_id, [f"{s}/*" for s in HUB_SUBSETS], revision=revision)
     return corpus_from_rwku_snapshot(snapshot, target, cache_dir)

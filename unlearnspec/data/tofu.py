@@ -197,7 +197,7 @@ def corpus_from_tofu(snapshot: str | Path, forget: str, template: str,
 
 def tofu_from_hub(repo_id: str, forget: str, template: str, cache_dir: str | Path, *,
                   revision: str | None = None) -> Path:
-    from .hub import snapshot_dataset
+    from .hub_datasets import snapshot_dataset
 
     splits = [forget, retain_of(forget), *(eval_file(s, forget) for s in EVAL_SPLITS)]
     patterns = [p for s in splits for p in (f"{s}.json", f"{s}.jsonl", f"{s}/*")]

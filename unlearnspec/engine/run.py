@@ -163,8 +163,8 @@ class Run:
     def _resolve_corpus(self, path: str, revision: str | None) -> Path:
         """A local MUSE-layout dir, a local copy of a hub dataset, or a hub id (converted
         once into MUSE's layout under the cache)."""
-        from ..data.hub import load_corpus
-        from ..models.hub import resolve_local
+        from ..data.hub_datasets import load_corpus
+        from ..models.resolve import resolve_local
 
         local = resolve_local(path, self.spec.path.parent)
         return load_corpus(local or path, self.cache.root / "data", revision=revision).root
@@ -207,7 +207,7 @@ class Run:
             path = self.cache.artifact("models", self.model_key(name),
                                        lambda out: self._from_gguf(name, out))
         elif ms.source == "path":
-            from ..models.hub import resolve_checkpoint
+            from ..models.resolve import resolve_checkpoint
 
             try:
                 path = resolve_checkpoint(ms.path, revision=ms.revision,
@@ -296,7 +296,7 @@ class Run:
         ms = self.spec.models[name]
         if ms.source != "path" or is_gguf(ms.path):
             return None
-        from ..models.hub import resolve_local, snapshot_commit
+        from ..models.resolve import resolve_local, snapshot_commit
 
         if resolve_local(ms.path, self.spec.path.parent) is not None:
             return None  # a local directory, even one inside a hub cache
