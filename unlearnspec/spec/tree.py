@@ -129,8 +129,9 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model: a checkpoint (`path:` a directory, a hub id, or a llama.cpp `.gguf` file), a benchmark model (`builtin:`), or the output of an
-    unlearning run (`unlearn:` method + `from:` model + `data:` corpus + method options)."""
+    """A model: a checkpoint (`path:` a directory, a hub id, or a llama.cpp `.gguf` file), a
+    benchmark model (`builtin:`), or the output of an unlearning run (`unlearn:` method +
+    `from:` model + `data:` corpus + method options)."""
 
     name: str
     loc: Location
