@@ -136,7 +136,7 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s")
         from unlearnspec.diff import default_threads
 
-        threads = args.threads or default_threads()  # diff itself defaults to 1
+        threads = args.threads or default_threads()  # diff's own default
         base_r = child("baseline", target, subject, [])
         read = child("read", target, subject, [])
         runs = {n: child("diff", target, subject, args.transforms, n)

@@ -177,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
     d.add_argument("--per-tensor", action="store_true", help="one row per tensor, not per layer")
     d.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="blocks tallied at once (default 1; more threads are faster on "
-                   "several cores)")
+                   help="blocks tallied at once (default: every CPU this process may use; "
+                   "any N gives the same numbers)")
     d.set_defaults(func=_cmd_diff)
     s = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
     s.set_defaults(func=_cmd_schema)

@@ -307,8 +307,9 @@ def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DE
                      *, chunk_elements: int = CHUNK_ELEMENTS,
                      threads: int | None = None) -> DiffReport:
     """Stream both checkpoints tensor by tensor (in blocks of rows where the transforms
-    allow) and tally every transform in one pass, on `threads` threads (default 1), each
-    block's sums on one intra-op thread, so any thread count gives the same numbers. Raises DiffError for an unknown transform, a directory
+    allow) and tally every transform in one pass, on `threads` threads (default: every CPU
+    this process may use), each block's sums on one intra-op thread, so any thread count
+    gives the same numbers. Raises DiffError for an unknown transform, a directory
     without safetensors, or tensor names / shapes that differ."""
     import torch
 
@@ -342,7 +343,7 @@ def diff_checkpoints(target: Path, subject: Path, transforms: Sequence[str] = DE
 
         torch.set_num_threads(1)  # one thread per block: the same dots for any `threads`
         try:
-            _run_in_order(jobs(), threads or 1)
+            _run_in_order(jobs(), threads or default_threads())
         finally:
             torch.set_num_threads(intra)
     return DiffReport(str(target), str(subject), list(built), tensors, skipped)

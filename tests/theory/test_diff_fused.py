@@ -88,3 +88,13 @@ def test_threaded_blocks_sum_like_the_calling_thread(tmp_path):
         torch.set_num_threads(before)
     assert reports[0]["tensors"] == reports[1]["tensors"] == reports[2]["tensors"]
     assert reports[0]["overall"] == reports[1]["overall"] == reports[2]["overall"]
+
+
+def test_flip_count_counts_nan_codes_as_flips():
+    """NaN weights give NaN codes, which differ from every code (count_nonzero's answer)."""
+    from unlearnspec.transforms.tally import _flips
+
+    a = torch.tensor([1.0, -7.0, float("nan"), 3.0, 0.0])
+    b = torch.tensor([1.0, -6.0, 2.0, -3.0, 0.0])
+    assert _flips(a, b, torch.empty(5)) == 3
+    assert _flips(a, a.clone(), torch.empty(5)) == 1  # NaN != NaN
