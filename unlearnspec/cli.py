@@ -30,6 +30,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine.measurement import Measurement
     from .engine.run import Run
+    from .outcome import claim_measurements, claim_outcome, format_work
+    from .report.status import STATUSES
     from .report.terminal import render_matrix
     from .spec import load_spec
 
@@ -42,40 +44,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
               progress=not args.quiet)
     items = [(c, s) for c in spec.claims for s in c.subjects]
     for claim, subject in items:
-        run.plan(run.measurements_of(claim, subject))
-    failed = undecided = 0
+        run.plan(claim_measurements(run, claim, subject))
+    statuses: list[str] = []
     values: dict[Measurement, float] = {}
     for claim, subject in items:
-        name = f"{claim.name}[{subject}]"
-        try:
-            verdict = run.evaluate(claim, subject)
-        except UnlearnSpecError as exc:
-            print(f"ERROR  {name}\n{exc}")
-            failed += 1
+        outcome = claim_outcome(run, claim, subject)
+        statuses.append(outcome.status)
+        if outcome.error is not None:
+            if not isinstance(outcome.error, UnlearnSpecError):
+                raise outcome.error  # a bug: its traceback, not a verdict
+            print(f"ERROR  {outcome.name}\n{outcome.explanation}")
             continue
         exclude = run.claim_exclusions(claim)
+        verdict = outcome.verdict
         values.update({Measurement.of(ref, subject, exclude): value
                        for (_, value), ref in zip(verdict.terms, verdict.refs)})
-        if verdict.outcome == "inconclusive":  # never an expected failure
-            word = "INCONC"
-            undecided += 1
-        elif verdict.passed:
-            word = "XPASS" if claim.xfail else "PASS"
-        else:
-            word = "XFAIL" if claim.xfail else "FAIL"
-            failed += 0 if claim.xfail else 1
-        print(f"{word:6} {name}  (margin {verdict.margin:+.3g})")
-        if word in ("FAIL", "XFAIL", "INCONC") and not args.quiet:
-            print("       " + verdict.explain().replace("\n", "\n       "))
+        print(f"{STATUSES[outcome.status].short:6} {outcome.name}  "
+              f"(margin {verdict.margin:+.3g})")
+        if outcome.status in ("fail", "xfail", "inconclusive") and not args.quiet:
+            print("       " + outcome.explanation.replace("\n", "\n       "))
     for m, r in run.results().items():
         values.setdefault(m, r.value)
     print(render_matrix(values, width=120))
-    counts = ", ".join(f"{k} {run.stats.get(k, 0)}"
-                       for k in ("trained", "unlearned", "relearned", "transformed", "measured"))
-    print(f"computed: {counts}")
+    print(f"computed: {format_work(run.stats)}")
     run.close()
     # the same policy as the plugin's --unlearn-inconclusive (docs/report.md)
-    if failed or (undecided and args.inconclusive == "fail"):
+    undecided = statuses.count("inconclusive")
+    if statuses.count("fail") + statuses.count("error") or \
+            (undecided and args.inconclusive == "fail"):
         return 1
     return 6 if undecided and args.inconclusive == "distinct" else 0
 

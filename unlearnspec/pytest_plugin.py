@@ -6,7 +6,6 @@ unlearnspec installed pays nothing; the engine is imported when a claim first ru
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
@@ -22,6 +21,7 @@ from .errors import UnlearnSpecError
 
 if TYPE_CHECKING:
     from .engine.run import Run
+    from .outcome import Outcome
     from .spec.tree import ClaimSpec, Spec
 
 OPT_SPEC = "--unlearn-spec"
@@ -67,12 +67,14 @@ class PluginState:
                 from .engine.stored_run import load_stored_run
 
                 stored = load_stored_run(self.baseline_path, spec.path)
+            from .outcome import claim_measurements
+
             run = Run(spec, cache_dir=self.cache_dir, device=self.device,
                       progress=self.progress, stored_run=stored)
             # plan every selected claim of this spec, so each model loads once
             for item in items:
                 if isinstance(item, ClaimItem) and item.spec.path == path:
-                    run.plan(item.measurements(run))
+                    run.plan(claim_measurements(run, item.claim, item.subject))
             self.runs[path] = run
         return self.runs[path]
 
@@ -263,13 +265,6 @@ class SpecFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-def claim_record(claim: "ClaimSpec", subject: str) -> dict[str, Any]:
-    """What the JSON report keeps of one claim item (filled in as the item runs)."""
-    return {"claim": claim.name, "subject": subject, "assert": claim.text,
-            "spec": claim.loc.path, "line": claim.loc.line, "xfail": claim.xfail,
-            "verdict": None, "measurements": {}, "counts": {}}
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Any:
@@ -288,10 +283,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     return report
 
 
-def _interval_json(verdict: Any) -> dict[str, Any] | None:
-    return verdict.interval.to_json() if verdict.interval is not None else None
-
-
 def _inconclusive(record: dict[str, Any] | None) -> bool:
     verdict = (record or {}).get("verdict") or {}
     return verdict.get("outcome") == "inconclusive"
@@ -306,18 +297,20 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
 
 
 class ClaimFailed(AssertionError):
-    def __init__(self, explanation: str) -> None:
-        super().__init__(explanation)
-        self.explanation = explanation
+    """The claim's comparison does not hold: the only failure an `xfail:` claim expects."""
+
+    def __init__(self, outcome: "Outcome") -> None:
+        super().__init__(outcome.explanation)
+        self.outcome = outcome
 
 
 class ClaimInconclusive(AssertionError):
     """The claim's confidence interval straddles the comparison: neither shown to hold nor
     to fail. Not a ClaimFailed, so an `xfail:` claim cannot hide it."""
 
-    def __init__(self, explanation: str) -> None:
-        super().__init__(explanation)
-        self.explanation = explanation
+    def __init__(self, outcome: "Outcome") -> None:
+        super().__init__(outcome.explanation)
+        self.outcome = outcome
 
 
 class ClaimItem(pytest.Item):
@@ -330,77 +323,31 @@ class ClaimItem(pytest.Item):
     def spec(self) -> "Spec":
         return self.parent.spec  # type: ignore[union-attr]
 
-    def measurements(self, run: "Run") -> list[Any]:
-        needed = run.measurements_of(self.claim, self.subject)
-        # the untransformed baselines too: a failure shows them
-        return needed + [dataclasses.replace(m, transform=None) for m in needed if m.transform]
-
     def runtest(self) -> None:
+        from .outcome import claim_outcome
+
         state = self.config.stash[STATE]
         run = state.run_for(self.spec, self.session.items)
-        before = dict(run.stats)
-        record: dict[str, Any] = claim_record(self.claim, self.subject)
-        self.unlearn_record = record
-        try:
-            verdict = run.evaluate(self.claim, self.subject)
-            # the explanation may measure the untransformed baselines: inside the count
-            explanation = verdict.explain(lambda ref: self._baseline(run, ref))
-        finally:
-            # artifacts and measurements only: how often a process loaded a model depends on
-            # how items were spread over xdist workers
-            record["counts"] = {k: v - before.get(k, 0) for k, v in run.stats.items()
-                                if v - before.get(k, 0) and k != "loaded"}
-            record["measurements"] = run.describe(self.measurements(run))
-            record["models"] = run.describe_models()
-            record["transforms"] = run.describe_transforms()
-        for label, m in record["measurements"].items():
-            self.user_properties.append((label, m["result"]["value"]))
-        self.user_properties.append((f"{PROP_PREFIX}margin", verdict.margin))
-        self.user_properties.append((f"{PROP_PREFIX}outcome", verdict.outcome))
-        interval = _interval_json(verdict)
-        if interval is not None:
-            self.user_properties.append((f"{PROP_PREFIX}interval",
-                                         f"[{interval['low']:.6g}, {interval['high']:.6g}] at "
-                                         f"{interval['confidence']:g}"))
-        record["verdict"] = {"passed": verdict.passed, "outcome": verdict.outcome,
-                             "lhs": verdict.lhs, "rhs": verdict.rhs,
-                             "margin": verdict.margin, "explanation": explanation,
-                             "terms": verdict.term_labels(),
-                             "interval": interval, "aggregate": verdict.aggregate,
-                             "seeds": [{"seed": seed, "outcome": v.outcome, "lhs": v.lhs,
-                                        "rhs": v.rhs, "margin": v.margin,
-                                        "interval": _interval_json(v)}
-                                       for seed, v in verdict.per_seed] or None}
-        if verdict.outcome == "inconclusive":  # never an expected failure (xfail)
+        outcome = claim_outcome(run, self.claim, self.subject)
+        self.unlearn_record = outcome.record
+        if outcome.error is not None:
+            raise outcome.error
+        self.user_properties += outcome.properties(PROP_PREFIX)
+        if outcome.status == "inconclusive":  # never an expected failure (xfail)
             if state.inconclusive == "pass":
                 return
-            raise ClaimInconclusive(explanation)
-        if not verdict.passed:
-            raise ClaimFailed(explanation)
-
-    def _baseline(self, run: "Run", ref: Any) -> float | None:
-        from .spec.claims import BASELINE
-
-        if ref.model == BASELINE:
-            return None
-        m = run.measurement_of(dataclasses.replace(ref, transform=None), self.subject,
-                               run.claim_exclusions(self.claim))
-        try:
-            return run.measure(m).value
-        except UnlearnSpecError:
-            return None
+            raise ClaimInconclusive(outcome)
+        if outcome.status in ("fail", "xfail"):
+            raise ClaimFailed(outcome)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
                      ) -> Any:
-        if isinstance(excinfo.value, ClaimFailed):
-            return f"claim '{self.claim.name}' ({self.claim.loc}) failed for " \
-                   f"{self.subject}:\n    {self.claim.text}\n{excinfo.value.explanation}"
-        if isinstance(excinfo.value, ClaimInconclusive):
-            return f"claim '{self.claim.name}' ({self.claim.loc}) is inconclusive for " \
-                   f"{self.subject}:\n    {self.claim.text}\n{excinfo.value.explanation}"
+        from .outcome import error_text
+
+        if isinstance(excinfo.value, (ClaimFailed, ClaimInconclusive)):
+            return excinfo.value.outcome.failure_text()
         if isinstance(excinfo.value, UnlearnSpecError):
-            return f"claim '{self.claim.name}' ({self.claim.loc}) for {self.subject} could " \
-                   f"not be evaluated:\n{excinfo.value}"
+            return error_text(self.claim, self.subject, excinfo.value)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -437,6 +384,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = config.stash.get(STATE, None)
     if state is None or not state.records or _is_xdist_worker(config):
         return
+    from .outcome import format_work
+    from .report.outputs import write_outputs
     from .report.terminal import render_records
 
     tr = terminalreporter
@@ -445,10 +394,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     # terminal and has no width: the table takes its natural width, nothing is cut
     width = tr._tw.fullwidth if tr.isatty() else max(tr._tw.fullwidth, 240)
     tr.write(render_records(state.records, width=width, color=tr.hasmarkup))
-    counts = ", ".join(f"{k} {state.counts.get(k, 0)}"
-                       for k in ("trained", "unlearned", "relearned", "transformed", "measured"))
-    tr.write_line(f"computed this session: {counts}")
-    for path in _write_reports(config, state):
+    tr.write_line(f"computed this session: {format_work(state.counts)}")
+    for path in write_outputs(state.records, started=state.started,
+                              json=config.getoption("unlearn_report"),
+                              html=config.getoption("unlearn_html"),
+                              markdown=config.getoption("unlearn_markdown"),
+                              stored_run=config.getoption("unlearn_save_baseline")):
         tr.write_line(f"unlearnspec report: {path}")
     undecided = [r for r in state.records if _inconclusive(r)]
     if undecided:
@@ -475,32 +426,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
-
-
-def _write_reports(config: pytest.Config, state: PluginState) -> list[str]:
-    targets = {opt: config.getoption(opt.lstrip("-").replace("-", "_"))
-               for opt in (OPT_REPORT, OPT_HTML, OPT_MARKDOWN)}
-    if not any(targets.values()) and not config.getoption("unlearn_save_baseline"):
-        return []
-    from .data.files import atomic_write
-    from .report.html import render_html
-    from .report.json_report import build_report, write_report
-    from .report.markdown import render_markdown_report
-
-    report = build_report(state.records, spec_paths=sorted({r["spec"] for r in state.records}),
-                          started=state.started, finished=time.time())
-    written = []
-    if config.getoption("unlearn_save_baseline"):
-        from .engine.stored_run import save_stored_run
-
-        written.append(str(save_stored_run(state.records,
-                                           config.getoption("unlearn_save_baseline"))))
-    if targets[OPT_REPORT]:
-        written.append(str(write_report(report, targets[OPT_REPORT])))
-    for opt, render in ((OPT_HTML, render_html), (OPT_MARKDOWN, render_markdown_report)):
-        if targets[opt]:
-            written.append(str(atomic_write(targets[opt], render(report))))
-    return written
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -142,3 +142,43 @@ def test_baseline_claims_compare_with_a_stored_run(project) -> None:
     result.assert_outcomes(passed=1, deselected=5)
     missing = run(project, "-k", "no-regression")
     missing.stdout.fnmatch_lines(["*no baseline was given*--unlearn-baseline*"])
+
+
+def _pytest_explanation(result: pytest.RunResult, header: str) -> list[str]:
+    """The lines of pytest's failure text after the claim's header and its assert line."""
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if header in line) + 2
+    end = next(i for i in range(start, len(lines))
+               if not lines[i] or lines[i][0] in "_=")
+    return lines[start:end]
+
+
+def _cli_explanation(stdout: str, status_line: str) -> list[str]:
+    """The indented lines `unlearnspec run` prints under a claim's status line."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(status_line)) + 1
+    out = []
+    for line in lines[start:]:
+        if not line.startswith(" " * 7):
+            break
+        out.append(line[7:])
+    return out
+
+
+def test_pytest_and_the_cli_explain_a_failing_claim_alike(project) -> None:
+    """Both faces render one outcome: the same explanation, full-precision lines included."""
+    import subprocess
+
+    one = SPEC.replace("LR", "5.0e-5").split("  - name: known-recovery")[0] \
+        .replace("subjects: [ga_klr, npo_klr]", "subjects: [ga_klr]")
+    (project.path / "spec.yaml").write_text(one)
+    result = run(project, "--show-capture=no")  # the failure text, nothing captured after it
+    result.assert_outcomes(failed=1)
+    shown = _pytest_explanation(result, "claim 'no-recovery-rtn4' (")
+    assert shown[0].startswith("knowmem_forget[ga_klr @ rtn4] = ")
+    assert any(line.endswith(" (fp)") for line in shown), shown
+    cli = subprocess.run([sys.executable, "-m", "unlearnspec.cli", "run", "spec.yaml",
+                          "--cache-dir", "cache"], cwd=project.path, capture_output=True,
+                         text=True, timeout=600)
+    assert cli.returncode == 1, cli.stderr
+    assert _cli_explanation(cli.stdout, "FAIL   no-recovery-rtn4[ga_klr]") == shown
