@@ -102,11 +102,11 @@ def _zero_point_grid(g: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Te
     hi_v = g.amax(dim=1, keepdim=True).clamp_min(0)
     scale = ((hi_v - lo_v) / hi).clamp_min(tiny)
     zero = torch.round(-lo_v / scale)
+    # the min's code is round(lo/s) + round(−lo/s) = 0 (division and half-to-even rounding
+    # are symmetric in sign), so only the max's can leave the range; NaN compares false: a
+    # NaN row keeps its NaN with or without the clamp
     top = torch.div(hi_v, scale).round_().add_(zero)
-    bottom = torch.div(lo_v, scale).round_().add_(zero)
-    # NaN compares false both ways: a NaN row keeps its NaN with or without the clamp
-    clamp = bool((top > hi).any() or (bottom < 0).any())
-    return scale, zero, clamp
+    return scale, zero, bool((top > hi).any())
 
 
 def _zero_point_values(g: torch.Tensor, bits: int, out: torch.Tensor | None = None
