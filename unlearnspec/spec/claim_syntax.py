@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Iterator, NoReturn
 
 from ..errors import Location, SpecError
 
@@ -181,6 +181,19 @@ class Neg:
     operand: Any
     span: tuple[int, int]
     depth: int
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """The raw node and every node below it, depth first, in the order they are written."""
+    yield node
+    if isinstance(node, Bin):
+        yield from walk(node.left)
+        yield from walk(node.right)
+    elif isinstance(node, (At, Neg)):
+        yield from walk(node.operand)
+    elif isinstance(node, Call):
+        for arg in node.args:
+            yield from walk(arg)
 
 
 class Parser:

@@ -108,14 +108,10 @@ def _snippet(text: str, span: tuple[int, int]) -> str:
 def _claim_metrics(scope: ClaimScope, nodes: tuple[Any, ...]) -> list[str]:
     """The distinct metric names a claim mentions, in order (bare or as `metric(model)`)."""
     found: list[str] = []
-    stack = list(reversed(nodes))
-    while stack:
-        node = stack.pop()
+    for node in (n for top in nodes for n in syntax.walk(top)):
         name = node.name if isinstance(node, syntax.Name) else getattr(node, "func", None)
         if name in scope.metrics and name not in found:
             found.append(name)
-        children = [getattr(node, a) for a in ("operand", "left", "right") if hasattr(node, a)]
-        stack.extend(reversed(children + list(getattr(node, "args", ()))))
     return found
 
 
