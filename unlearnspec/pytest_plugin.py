@@ -1,28 +1,24 @@
 """The pytest plugin: spec files become test items, one per claim × subject.
 
 `pytest --unlearn-spec specs/tiny.yaml` (repeatable), or any `*.unlearn.yaml` file under the
-test paths. This module imports no torch or transformers: pytest in a project that merely has
-unlearnspec installed pays nothing; the engine is imported when a claim first runs.
+test paths. Hooks and option names only: the items are in pytest_items.py, each claim's
+verdict, explanation and report record come from outcome.py (shared with `unlearnspec run`),
+the reports are written by report/. This module imports no torch or transformers: pytest in
+a project that merely has unlearnspec installed pays nothing; the engine is imported when a
+claim first runs.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any
 
 import pytest
 
-from .errors import UnlearnSpecError
-
-if TYPE_CHECKING:
-    from .engine.run import Run
-    from .outcome import Outcome
-    from .spec.tree import ClaimSpec, Spec
+from .pytest_items import STATE, ClaimItem, PluginState, SpecFile
+from .workers import parse_shard, shard_of, share_cpu_threads, worker_device
 
 OPT_SPEC = "--unlearn-spec"
 OPT_CACHE_DIR = "--unlearn-cache-dir"
@@ -39,47 +35,7 @@ OPT_INCONCLUSIVE = "--unlearn-inconclusive"
 INCONCLUSIVE_POLICIES = ("fail", "pass", "distinct")
 EXIT_INCONCLUSIVE = 6  # `distinct`: the only claims that did not pass are inconclusive
 SPEC_SUFFIX = ".unlearn.yaml"
-PROP_PREFIX = "unlearnspec."  # user_properties that are bookkeeping, not metric values
-
-
-@dataclass
-class PluginState:
-    spec_paths: set[Path]
-    cache_dir: Path
-    temp_cache: bool
-    device: str | None
-    progress: bool
-    runs: dict[Path, "Run"] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)  # one per claim item run
-    started: float = 0.0
-    baseline_path: str | None = None
-    shard: tuple[int, int] | None = None
-    inconclusive: str = "fail"  # the --unlearn-inconclusive policy
-
-    def run_for(self, spec: "Spec", items: list[pytest.Item]) -> "Run":
-        path = spec.path
-        if path not in self.runs:
-            from .engine.run import Run
-
-            stored = None
-            if self.baseline_path:
-                from .engine.stored_run import load_stored_run
-
-                stored = load_stored_run(self.baseline_path, spec.path)
-            from .outcome import claim_measurements
-
-            run = Run(spec, cache_dir=self.cache_dir, device=self.device,
-                      progress=self.progress, stored_run=stored)
-            # plan every selected claim of this spec, so each model loads once
-            for item in items:
-                if isinstance(item, ClaimItem) and item.spec.path == path:
-                    run.plan(claim_measurements(run, item.claim, item.subject))
-            self.runs[path] = run
-        return self.runs[path]
-
-
-STATE = pytest.StashKey[PluginState]()
+WORKER_CACHE_KEY = "unlearnspec_cache_dir"  # xdist: the controller's cache dir, in workerinput
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,9 +81,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = (list(config.args) if explicit else []) + [str(p) for p in specs]
     no_cache = config.getoption("unlearn_no_cache")
     cache_opt = config.getoption("unlearn_cache_dir")
-    shared = getattr(config, "workerinput", {}).get(WORKER_CACHE_KEY)
+    worker = getattr(config, "workerinput", {})
+    shared = worker.get(WORKER_CACHE_KEY)
     if hasattr(config, "workerinput"):
-        _share_cpu_threads()
+        share_cpu_threads()
     if shared:  # an xdist worker: the controller's cache, throw-away or not
         cache_dir, temp = Path(shared), False
     elif no_cache:
@@ -137,9 +94,10 @@ def pytest_configure(config: pytest.Config) -> None:
     quiet = config.get_verbosity() < 0
     state = PluginState(
         spec_paths=set(specs), cache_dir=cache_dir.resolve(), temp_cache=temp,
-        device=_worker_device(config), progress=not quiet, started=time.time(),
+        device=worker_device(config.getoption("unlearn_device"), worker.get("workerid")),
+        progress=not quiet, started=time.time(),
         baseline_path=config.getoption("unlearn_baseline"),
-        shard=_parse_shard(config.getoption("unlearn_shard")),
+        shard=_shard(config.getoption("unlearn_shard")),
         inconclusive=config.getoption("unlearn_inconclusive"),
     )
     config.stash[STATE] = state
@@ -148,32 +106,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistController(state), "unlearnspec-xdist")
 
 
-WORKER_CACHE_KEY = "unlearnspec_cache_dir"
-
-
-def worker_threads(cores: int, workers: int) -> int:
-    """CPU threads for one of `workers` xdist workers on `cores` cores: an equal share, at
-    least one."""
-    return max(1, cores // max(1, workers))
-
-
-def _share_cpu_threads() -> None:
-    """An xdist worker takes its share of the cores for torch's intra-op threads, unless the
-    user set OMP_NUM_THREADS. Each worker would otherwise start one thread per core: measured
-    on 2 cores, two workers with 2 threads each ran a training step 10-25x slower than one
-    worker with 1 thread (OpenMP threads spin while the other process holds the core).
-    Results do not change: the benchmark's models train bit-identically with 1 or 2 threads
-    (measured), and the thread count of larger models is a documented caveat."""
-    if "OMP_NUM_THREADS" in os.environ:
-        return
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
-    n = worker_threads(cores, workers)
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    torch = sys.modules.get("torch")  # already imported (a conftest did): set it directly
-    if torch is not None:
-        torch.set_num_threads(n)
+def _shard(value: str | None) -> tuple[int, int] | None:
+    try:
+        return None if value is None else parse_shard(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{OPT_SHARD} {exc}") from None
 
 
 class _XdistController:
@@ -187,43 +124,16 @@ class _XdistController:
         node.workerinput[WORKER_CACHE_KEY] = str(self.state.cache_dir)
 
 
-def _parse_shard(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        i, n = (int(x) for x in value.split("/"))
-    except ValueError:
-        i, n = 0, 0
-    if not 1 <= i <= n:
-        raise pytest.UsageError(f"{OPT_SHARD} {value}: write I/N with 1 <= I <= N, e.g. 1/4")
-    return i, n
-
-
-def _worker_device(config: pytest.Config) -> str | None:
-    """Under xdist, worker gwK takes GPU K mod the GPU count when the device is cuda
-    (set CUDA_VISIBLE_DEVICES per worker, or --unlearn-device cuda:N, to override)."""
-    device = config.getoption("unlearn_device")
-    worker = getattr(config, "workerinput", {}).get("workerid")
-    if worker is None or device not in ("cuda", "auto"):
-        return device
-    import torch  # only under xdist with a CUDA device asked for
-
-    count = torch.cuda.device_count()
-    if count == 0:
-        return device
-    return f"cuda:{int(worker.removeprefix('gw')) % count}"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash[STATE]
     if state.shard is None:
         return
-    index, total = state.shard
-    claim_items = [it for it in items if isinstance(it, ClaimItem)]
-    subjects = sorted({(str(it.spec.path), it.subject) for it in claim_items})
-    mine = {s for k, s in enumerate(subjects) if k % total == index - 1}
-    keep = [it for it in items
-            if not isinstance(it, ClaimItem) or (str(it.spec.path), it.subject) in mine]
+
+    def owner(it: pytest.Item) -> tuple[str, str]:
+        return str(it.spec.path), it.subject  # type: ignore[attr-defined]
+
+    mine = shard_of((owner(it) for it in items if isinstance(it, ClaimItem)), *state.shard)
+    keep = [it for it in items if not isinstance(it, ClaimItem) or owner(it) in mine]
     dropped = [it for it in items if it not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -235,34 +145,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.name.endswith(SPEC_SUFFIX) or file_path.resolve() in state.spec_paths:
         return SpecFile.from_parent(parent, path=file_path)
     return None
-
-
-class SpecFile(pytest.File):
-    spec: "Spec"
-
-    def collect(self) -> Iterator[pytest.Item]:
-        from .spec import load_spec
-
-        self.spec = load_spec(self.path)
-        for claim in self.spec.claims:
-            for subject in claim.subjects:
-                item = ClaimItem.from_parent(self, name=f"{claim.name}[{subject}]",
-                                             claim=claim, subject=subject)
-                item.add_marker(pytest.mark.unlearn)
-                # `pytest -n N --dist loadgroup`: one worker owns a subject's artifacts
-                item.add_marker(pytest.mark.xdist_group(name=subject))
-                if claim.xfail:
-                    # only a failed comparison is the expected failure; an error computing a
-                    # metric must not hide behind the xfail
-                    item.add_marker(pytest.mark.xfail(reason=claim.xfail, strict=False,
-                                                      raises=ClaimFailed))
-                yield item
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-                     ) -> Any:
-        if isinstance(excinfo.value, UnlearnSpecError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -294,64 +176,6 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
     if report.when == "call" and _inconclusive(getattr(report, "unlearnspec", None)):
         return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
     return None
-
-
-class ClaimFailed(AssertionError):
-    """The claim's comparison does not hold: the only failure an `xfail:` claim expects."""
-
-    def __init__(self, outcome: "Outcome") -> None:
-        super().__init__(outcome.explanation)
-        self.outcome = outcome
-
-
-class ClaimInconclusive(AssertionError):
-    """The claim's confidence interval straddles the comparison: neither shown to hold nor
-    to fail. Not a ClaimFailed, so an `xfail:` claim cannot hide it."""
-
-    def __init__(self, outcome: "Outcome") -> None:
-        super().__init__(outcome.explanation)
-        self.outcome = outcome
-
-
-class ClaimItem(pytest.Item):
-    def __init__(self, *, claim: "ClaimSpec", subject: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.claim = claim
-        self.subject = subject
-
-    @property
-    def spec(self) -> "Spec":
-        return self.parent.spec  # type: ignore[union-attr]
-
-    def runtest(self) -> None:
-        from .outcome import claim_outcome
-
-        state = self.config.stash[STATE]
-        run = state.run_for(self.spec, self.session.items)
-        outcome = claim_outcome(run, self.claim, self.subject)
-        self.unlearn_record = outcome.record
-        if outcome.error is not None:
-            raise outcome.error
-        self.user_properties += outcome.properties(PROP_PREFIX)
-        if outcome.status == "inconclusive":  # never an expected failure (xfail)
-            if state.inconclusive == "pass":
-                return
-            raise ClaimInconclusive(outcome)
-        if outcome.status in ("fail", "xfail"):
-            raise ClaimFailed(outcome)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-                     ) -> Any:
-        from .outcome import error_text
-
-        if isinstance(excinfo.value, (ClaimFailed, ClaimInconclusive)):
-            return excinfo.value.outcome.failure_text()
-        if isinstance(excinfo.value, UnlearnSpecError):
-            return error_text(self.claim, self.subject, excinfo.value)
-        return super().repr_failure(excinfo)
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.claim.loc.line - 1, f"{self.path.name}::{self.name}"
 
 
 class _Collector:
