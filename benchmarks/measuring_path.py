@@ -54,10 +54,9 @@ def write_corpus(root: Path, words: list[str], n: int) -> Path:
 
 
 def batched(model, tok, corpus) -> dict[str, float]:
-    from unlearnspec.metrics.knowmem import knowmem
-    from unlearnspec.metrics.privleak import privleak_auc
-    from unlearnspec.metrics.registry import KnowMemConfig, PrivLeakConfig, VerbMemConfig
-    from unlearnspec.metrics.verbmem import verbmem
+    from unlearnspec.metrics.knowmem import KnowMemConfig, knowmem
+    from unlearnspec.metrics.privleak import PrivLeakConfig, privleak_auc
+    from unlearnspec.metrics.verbmem import VerbMemConfig, verbmem
 
     return {"verbmem": verbmem(model, tok, corpus, VerbMemConfig()).value,
             "knowmem_forget": knowmem(model, tok, corpus, KnowMemConfig("forget")).value,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import types
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterator, Mapping
@@ -97,12 +98,15 @@ class Registry:
         self._loaded_entry_points = True
         for ep in entry_points(group=self.group):
             obj = ep.load()
+            if isinstance(obj, types.ModuleType):
+                continue  # importing it registered its components (e.g. @metric functions)
             obj = obj() if callable(obj) and not isinstance(obj, Component) else obj
             for comp in obj if isinstance(obj, (list, tuple)) else [obj]:
                 if not isinstance(comp, Component):
                     raise UnlearnSpecError(
                         f"entry point {ep.name!r} in group {self.group!r} must give a "
-                        f"unlearnspec.registry.Component, got {type(comp).__name__}"
+                        f"unlearnspec.registry.Component (or a module that registers its "
+                        f"components when imported), got {type(comp).__name__}"
                     )
                 self._items.setdefault(comp.name, comp)
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from unlearnspec.errors import RunError
-from unlearnspec.metrics.registry import MultipleChoiceConfig, WmdpConfig
+from unlearnspec.metrics.lmeval import WmdpConfig
+from unlearnspec.metrics.utility import MultipleChoiceConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,7 +156,7 @@ def test_an_mmlu_directory_needs_its_subject(wmdp_setup) -> None:
 
 
 def test_options_are_checked() -> None:
-    from unlearnspec.metrics.registry import TruthfulQAConfig
+    from unlearnspec.metrics.utility import TruthfulQAConfig
     from unlearnspec.registry import ConfigError
 
     with pytest.raises(ConfigError, match="subset must be"):

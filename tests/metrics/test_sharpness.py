@@ -7,8 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from unlearnspec.data import Corpus
-from unlearnspec.metrics.registry import SharpnessConfig
-from unlearnspec.metrics.sharpness import perturb_, perturbable, sharpness
+from unlearnspec.metrics.sharpness import SharpnessConfig, perturb_, perturbable, sharpness
 from unlearnspec.models.loading import load_causal_lm
 
 

@@ -19,8 +19,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from unlearnspec.errors import RunError
-from unlearnspec.metrics.registry import (TofuForgetQualityConfig, TofuSplitConfig,
-                                          TofuUtilityConfig)
+from unlearnspec.metrics.tofu import TofuForgetQualityConfig, TofuSplitConfig, TofuUtilityConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from unlearnspec.errors import RunError, SpecError
-from unlearnspec.metrics.registry import METRICS
-from unlearnspec.metrics.result import MetricResult
+from unlearnspec.metrics import METRICS, MetricResult
 from unlearnspec.registry import Component
 
 from robust_helpers import always_emit, copy_checkpoint, eos_always_checkpoint, evaluate, write_spec
@@ -83,9 +82,7 @@ def test_non_finite_metric_is_an_error_not_a_pass(
 PLUGIN = """\
 from dataclasses import dataclass
 
-from unlearnspec.metrics.registry import METRICS
-from unlearnspec.metrics.result import MetricResult
-from unlearnspec.registry import Component
+from unlearnspec.metrics import MetricResult, metric
 
 
 @dataclass(frozen=True)
@@ -93,13 +90,11 @@ class ConstConfig:
     value: str = "nan"
 
 
+@metric("const", ConstConfig, unit="percent")
 def const_metric(model, tokenizer, corpus, config, *, batch_size=32):
     # test double: a plug-in metric whose every sample came out non-finite
     v = float(config.value)
     return MetricResult(value=v, n=3, per_sample=(v, v, v))
-
-
-METRICS.add(Component("const", ConstConfig, "const_plugin:const_metric", unit="percent"))
 """
 
 

@@ -33,8 +33,7 @@ def unlearn(cache: Path, base: Path, out: Path) -> Path:
 
 def knowmem_forget_rtn4(ckpt: Path, data: Path) -> float:
     from unlearnspec.data import Corpus
-    from unlearnspec.metrics.knowmem import knowmem
-    from unlearnspec.metrics.registry import KnowMemConfig
+    from unlearnspec.metrics.knowmem import KnowMemConfig, knowmem
     from unlearnspec.models.loading import load_causal_lm
     from unlearnspec.transforms.base import TransformContext
     from unlearnspec.transforms.registry import RtnConfig

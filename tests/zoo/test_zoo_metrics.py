@@ -23,8 +23,7 @@ def _scorers():
 def test_verbmem_per_sample_equals_reference(zoo, case) -> None:
     from tests.zoo import reference
     from unlearnspec.metrics.core import decode_new
-    from unlearnspec.metrics.registry import VerbMemConfig
-    from unlearnspec.metrics.verbmem import verbmem
+    from unlearnspec.metrics.verbmem import VerbMemConfig, verbmem
 
     _, rouge = _scorers()
     model, tok = zoo.model(case)
@@ -44,8 +43,7 @@ def test_verbmem_per_sample_equals_reference(zoo, case) -> None:
 @pytest.mark.parametrize("split", ["forget", "retain"])
 def test_knowmem_per_sample_equals_reference(zoo, case, split) -> None:
     from tests.zoo import reference
-    from unlearnspec.metrics.knowmem import knowmem, qa_prompt
-    from unlearnspec.metrics.registry import KnowMemConfig
+    from unlearnspec.metrics.knowmem import KnowMemConfig, knowmem, qa_prompt
     from unlearnspec.metrics.scores import KNOWMEM_STOPS
 
     cut, rouge = _scorers()
@@ -63,9 +61,8 @@ def test_knowmem_per_sample_equals_reference(zoo, case, split) -> None:
 @pytest.mark.parametrize("case", params("privleak + MIA"))
 def test_privleak_and_mia_scores_equal_reference(zoo, case) -> None:
     from tests.zoo import reference
-    from unlearnspec.metrics.mia import ATTACKS, mia_loss, mia_minkpp, mia_zlib
-    from unlearnspec.metrics.privleak import privleak_auc
-    from unlearnspec.metrics.registry import MiaConfig, PrivLeakConfig
+    from unlearnspec.metrics.mia import ATTACKS, MiaConfig, mia_loss, mia_minkpp, mia_zlib
+    from unlearnspec.metrics.privleak import PrivLeakConfig, privleak_auc
     from unlearnspec.metrics.scores import mia_auc
 
     model, tok = zoo.model(case)
@@ -90,9 +87,9 @@ def test_privleak_and_mia_scores_equal_reference(zoo, case) -> None:
 def test_utility_metrics_per_sample_equal_reference(zoo, case) -> None:
     from tests.zoo import reference
     from unlearnspec.data.files import read_records
-    from unlearnspec.metrics.registry import MultipleChoiceConfig, TriviaQAConfig
     from unlearnspec.metrics.scores import qa_f1
-    from unlearnspec.metrics.utility import QA_STOPS, mmlu, qa_f1_score
+    from unlearnspec.metrics.utility import (MultipleChoiceConfig, QA_STOPS, TriviaQAConfig, mmlu,
+                                             qa_f1_score)
 
     cut, _ = _scorers()
     model, tok = zoo.model(case)

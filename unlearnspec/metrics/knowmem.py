@@ -6,14 +6,26 @@ Prompt = every ICL pair as "Question: {q}\\nAnswer: {a}\\n\\n", then
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
 
 from ..data import Corpus
-from .core import generate_greedy
-from .registry import KnowMemConfig
+from ..registry import check
+from .registry import metric
 from .result import MetricResult
 from .scores import (KNOWMEM_STOPS, cut_at_stops, mean_result, require_samples,
                      require_some_output, rouge_l_f1)
+
+
+@dataclass(frozen=True)
+class KnowMemConfig:
+    split: Literal["forget", "retain"] = "forget"
+    max_new_tokens: int = 32
+    icl: bool = True
+
+    def __post_init__(self) -> None:
+        check(self.split in ("forget", "retain"), "split must be 'forget' or 'retain'", "split")
+        check(self.max_new_tokens > 0, "max_new_tokens must be positive", "max_new_tokens")
 
 
 def qa_prompt(question: str, icl: Sequence[dict[str, str]]) -> str:
@@ -21,8 +33,11 @@ def qa_prompt(question: str, icl: Sequence[dict[str, str]]) -> str:
     return shots + f"Question: {question}\nAnswer: "
 
 
+@metric("knowmem", KnowMemConfig, unit="percent", tags={"data"})
 def knowmem(model: Any, tokenizer: Any, corpus: Corpus, config: KnowMemConfig, *,
             batch_size: int | str = 32) -> MetricResult:
+    from .core import generate_greedy
+
     records = corpus.knowmem(config.split)
     require_samples(records, corpus.root / "knowmem" / f"{config.split}_qa.json")
     icl = corpus.knowmem_icl(config.split) if config.icl else []

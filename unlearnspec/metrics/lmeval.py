@@ -16,19 +16,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Any, Literal, Sequence
 
 from ..data.files import read_records
 from ..errors import RunError
-from .core import max_length, score_ids
+from ..registry import check
+from .registry import metric
 from .result import MetricResult
 from .scores import mean_result
 
 LETTERS = "ABCDEFGHIJ"
 DESCRIPTION = "The following are multiple choice questions (with answers) about {topic}.\n\n"
 WMDP_TOPICS = {"bio": "biology", "chem": "chemistry", "cyber": "cybersecurity"}
+
+
+@dataclass(frozen=True)
+class WmdpConfig:
+    """WMDP accuracy × 100 by lm-evaluation-harness's `wmdp_{bio,chem,cyber}` tasks (zero-shot,
+    see metrics/lmeval.py). `path`: a local copy of the hub dataset `cais/wmdp`
+    (`wmdp-bio/test-*.parquet`, ...) or one file of records (question, choices, answer)."""
+
+    path: str
+    subset: Literal["bio", "chem", "cyber"] = "bio"
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local copy of cais/wmdp or a file", "path")
+        check(self.subset in ("bio", "chem", "cyber"), "subset must be 'bio', 'chem' or "
+              "'cyber'", "subset")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,10 @@ def choice_accuracy(model: Any, tokenizer: Any, questions: Sequence[Question],
                     contexts: Sequence[str], *, batch_size: int | str
                     ) -> tuple[list[float], list[list[float]]]:
     """(acc × 100 per question, log-likelihood of each choice)."""
+    import numpy as np
+
+    from .core import max_length, score_ids
+
     seqs, lens, owner = [], [], []
     for k, (q, ctx) in enumerate(zip(questions, contexts)):
         conts = [" " + LETTERS[j] for j in range(len(q.choices))]
@@ -130,7 +150,8 @@ def choice_accuracy(model: Any, tokenizer: Any, questions: Sequence[Question],
     return acc, lls
 
 
-def wmdp(model: Any, tokenizer: Any, corpus: Any, config: Any, *,
+@metric("wmdp", WmdpConfig, unit="percent", tags={"utility", "statistic:mean"})
+def wmdp(model: Any, tokenizer: Any, corpus: Any, config: WmdpConfig, *,
          batch_size: int | str = 32) -> MetricResult:
     subset = f"wmdp-{config.subset}"
     questions = read_questions(config.path, subset)

@@ -7,16 +7,31 @@ the model still remembers the forget set, ≈ 0.5 when it cannot tell.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..data import Corpus
 from ..errors import RunError
-from .core import TokenScores, token_scores
-from .registry import MiaConfig
+from ..registry import check
+from .registry import metric
 from .result import MetricResult
 from .scores import loss_score, mia_auc, mink_score, minkpp_score, require_samples, zlib_score
 
-Attack = Callable[[TokenScores, str, float], float]
+if TYPE_CHECKING:
+    from .core import TokenScores
+
+
+@dataclass(frozen=True)
+class MiaConfig:
+    """A membership-inference AUC of forget (label 0) vs holdout (label 1)."""
+
+    k: float = 0.4
+
+    def __post_init__(self) -> None:
+        check(0 < self.k <= 1, "k must lie in (0, 1]", "k")
+
+
+Attack = Callable[["TokenScores", str, float], float]
 
 ATTACKS: dict[str, Attack] = {
     "loss": lambda s, text, k: loss_score(s.logprobs),
@@ -29,6 +44,8 @@ ATTACKS: dict[str, Attack] = {
 def document_scores(model: Any, tokenizer: Any, corpus: Corpus, attacks: Sequence[str], *,
                     k: float, batch_size: int | str) -> tuple[dict[str, dict[str, list[float]]], dict]:
     """{attack: {"forget": [...], "holdout": [...]}} from one forward pass per document."""
+    from .core import token_scores
+
     out: dict[str, dict[str, list[float]]] = {a: {} for a in attacks}
     info: dict[str, Any] = {}
     for split in ("forget", "holdout"):
@@ -59,21 +76,25 @@ def auc_result(model: Any, tokenizer: Any, corpus: Corpus, attack: str, k: float
                                  "labels": "forget=0, holdout=1; per_sample: forget then holdout"})
 
 
+@metric("mia_loss", MiaConfig, unit="auc", tags={"data"})
 def mia_loss(model: Any, tokenizer: Any, corpus: Corpus, config: MiaConfig, *,
              batch_size: int | str = 32) -> MetricResult:
     return auc_result(model, tokenizer, corpus, "loss", config.k, batch_size)
 
 
+@metric("mia_zlib", MiaConfig, unit="auc", tags={"data"})
 def mia_zlib(model: Any, tokenizer: Any, corpus: Corpus, config: MiaConfig, *,
              batch_size: int | str = 32) -> MetricResult:
     return auc_result(model, tokenizer, corpus, "zlib", config.k, batch_size)
 
 
+@metric("mia_mink", MiaConfig, unit="auc", tags={"data"})
 def mia_mink(model: Any, tokenizer: Any, corpus: Corpus, config: MiaConfig, *,
              batch_size: int | str = 32) -> MetricResult:
     return auc_result(model, tokenizer, corpus, "mink", config.k, batch_size)
 
 
+@metric("mia_minkpp", MiaConfig, unit="auc", tags={"data"})
 def mia_minkpp(model: Any, tokenizer: Any, corpus: Corpus, config: MiaConfig, *,
                batch_size: int | str = 32) -> MetricResult:
     return auc_result(model, tokenizer, corpus, "minkpp", config.k, batch_size)

@@ -6,17 +6,40 @@ answer, × 100, averaged over probes (what `get_scores(..., avg=True)["rouge-l"]
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..data.rwku import probes, rwku_root
 from ..errors import RunError
-from .core import generate_greedy_ids
-from .registry import RwkuConfig
+from ..registry import check
+from .registry import metric
 from .result import MetricResult
 from .rwku_prompts import probe_prompt, probe_stop_ids, uses_chat_template
 from .scores import mean_result, require_samples, require_some_output
 
 LEVELS = {"fb": 1, "qa": 2, "aa": 3}
+
+
+@dataclass(frozen=True)
+class RwkuConfig:
+    """RWKU's probes for one target (the metric's data must be an RWKU target, see
+    unlearnspec.data.rwku): `probe: fb` fill-in-the-blank (level 1), `qa` question answering
+    (level 2), `aa` adversarial attacks (level 3, forget only); `split: forget` or `neighbor`
+    (the neighbour set: locality). ROUGE-L recall × 100 of a greedy ≤ 30-token answer, as
+    RWKU's `eval_forget` scores it."""
+
+    probe: Literal["fb", "qa", "aa"] = "fb"
+    split: Literal["forget", "neighbor"] = "forget"
+    max_new_tokens: int = 30
+    chat_template: bool | None = None
+
+    def __post_init__(self) -> None:
+        check(self.probe in ("fb", "qa", "aa"), "probe must be 'fb', 'qa' or 'aa'", "probe")
+        check(self.split in ("forget", "neighbor"), "split must be 'forget' or 'neighbor'",
+              "split")
+        check(self.probe != "aa" or self.split == "forget",
+              "RWKU has adversarial-attack probes for the forget set only", "probe")
+        check(self.max_new_tokens > 0, "max_new_tokens must be positive", "max_new_tokens")
 
 
 def rouge_l_recall(prediction: str, reference: str) -> float | None:
@@ -41,8 +64,11 @@ def _cut(ids: list[int], stops: set[int]) -> list[int]:
     return ids
 
 
+@metric("rwku", RwkuConfig, unit="percent", tags={"data"})
 def rwku_probe(model: Any, tokenizer: Any, corpus: Any, config: RwkuConfig, *,
                batch_size: int | str = 32) -> MetricResult:
+    from .core import generate_greedy_ids
+
     root = rwku_root(corpus)
     items = probes(root, config.split, LEVELS[config.probe])
     where = root / "rwku" / f"{config.split}_level{LEVELS[config.probe]}.json"

@@ -1,4 +1,5 @@
-"""Pure scoring functions behind every text metric (torch-free, numpy + rouge_score + sklearn).
+"""Pure scoring functions behind every text metric (torch-free; numpy, rouge_score and sklearn
+are imported by the functions that use them, so registering a metric imports none of them).
 
 Each one pins a detail that decides whether our numbers match MUSE's and the reference
 paper's: ROUGE-L F1 *without* stemming, the stop strings KnowMem cuts at, Min-K%'s
@@ -12,8 +13,6 @@ import string
 import zlib
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
-
-import numpy as np
 
 from ..errors import RunError
 from .result import MetricResult
@@ -57,6 +56,8 @@ def mink_count(n: int, k: float) -> int:
 def mink_score(logprobs: Sequence[float], k: float) -> float:
     """Min-K% Prob: minus the mean of the lowest `int(n·k)` token log-probs. Higher means the
     text is *less* likely under the model (more like a non-member)."""
+    import numpy as np
+
     lp = np.sort(np.asarray(logprobs, dtype=np.float64))
     return float(-lp[: mink_count(len(lp), k)].mean())
 
@@ -66,6 +67,8 @@ def minkpp_score(logprobs: Sequence[float], mu: Sequence[float], sigma: Sequence
     """Min-K%++: tokens standardized by the model's own next-token distribution,
     z = (log p(x_t) − E[log p]) / std[log p], then minus the mean of the lowest k%. A token
     whose distribution has zero spread gives an undefined z; the score is NaN then."""
+    import numpy as np
+
     lp, m, s = (np.asarray(a, dtype=np.float64) for a in (logprobs, mu, sigma))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.sort((lp - m) / s)
@@ -74,6 +77,8 @@ def minkpp_score(logprobs: Sequence[float], mu: Sequence[float], sigma: Sequence
 
 def loss_score(logprobs: Sequence[float]) -> float:
     """LOSS attack: the mean token negative log-likelihood."""
+    import numpy as np
+
     lp = np.asarray(logprobs, dtype=np.float64)
     if lp.size == 0:
         raise ValueError("LOSS needs at least one scored token")
@@ -91,6 +96,7 @@ def mia_auc(forget: Sequence[float], holdout: Sequence[float]) -> float:
     `roc_curve(y, -score)` with forget labelled 0 and holdout labelled 1. A model that still
     remembers the forget set scores ≈ 0, one that never saw it ≈ 0.5, an over-unlearned one
     ≈ 1."""
+    import numpy as np
     from sklearn.metrics import auc, roc_curve
 
     if not forget or not holdout:
@@ -132,6 +138,8 @@ def ngram_entropy(text: str, ns: Sequence[int] = (2, 3),
     """Weighted n-gram entropy in bits (Meng et al.'s fluency score): the mean over n of
     weight_n × H(n-gram distribution). A text too short for any n-gram contributes 0 for
     that n, so a one-word generation scores 0 (as degenerate text should)."""
+    import numpy as np
+
     tokens = word_tokens(text)
     values = []
     for n, w in zip(ns, weights):
@@ -172,6 +180,8 @@ def qa_f1(prediction: str, answers: Iterable[str]) -> float:
 def mean_result(per_sample: Sequence[float], *, what: str,
                 details: Mapping[str, object] | None = None) -> MetricResult:
     """A MetricResult averaging `per_sample`. Zero samples is an error, never a value."""
+    import numpy as np
+
     if not per_sample:
         raise RunError(f"{what}: no samples to score, so the metric has no value; "
                        f"check that the data file is not empty")

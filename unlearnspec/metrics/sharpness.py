@@ -16,25 +16,56 @@ shots); `documents` the tokens after BOS of the split's privleak documents.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..data import Corpus
 from ..errors import RunError
-from ..transforms.noise import draw_seed, unit_noise
-from ..transforms.roles import DECODER_ROLES, iter_parameters
-from .core import token_scores
-from .registry import SharpnessConfig
+from ..registry import check
+from .registry import Split, metric
 from .result import MetricResult
 from .scores import require_samples
-from .utility import continuation_logprobs
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+@dataclass(frozen=True)
+class SharpnessConfig:
+    """Forget-set loss increase under random weight perturbations of relative size `rho`
+    (‖ε‖/‖w‖ per decoder tensor), averaged over `draws` seeded draws (see
+    unlearnspec/metrics/sharpness.py). `source`: `knowmem` QA answers or privleak
+    `documents` of `split`."""
+
+    rho: float = 0.01
+    draws: int = 8
+    seed: int = 0
+    source: Literal["knowmem", "documents"] = "knowmem"
+    split: Split = "forget"
+    distribution: Literal["gaussian", "uniform"] = "gaussian"
+
+    def __post_init__(self) -> None:
+        check(0 <= self.rho <= 1, "rho (the relative perturbation size) must lie in [0, 1]",
+              "rho")
+        check(1 <= self.draws <= 1000, "draws must be between 1 and 1000", "draws")
+        check(self.seed >= 0, "seed must be 0 or more", "seed")
+        check(self.source in ("knowmem", "documents"), "source must be 'knowmem' or "
+              "'documents'", "source")
+        check(self.source == "documents" or self.split in ("forget", "retain"),
+              "knowmem has forget and retain QA only", "split")
+        check(self.distribution in ("gaussian", "uniform"),
+              "distribution must be 'gaussian' or 'uniform'", "distribution")
 
 
 def _item_losses(model: Any, tokenizer: Any, corpus: Corpus, config: SharpnessConfig,
                  batch_size: int | str) -> np.ndarray:
     """Mean token NLL of each item, in data order."""
+    import numpy as np
+
+    from .core import token_scores
+    from .utility import continuation_logprobs
+
     if config.source == "knowmem":
         records = corpus.knowmem(config.split)
         require_samples(records, corpus.root / "knowmem" / f"{config.split}_qa.json")
@@ -54,6 +85,8 @@ def _item_losses(model: Any, tokenizer: Any, corpus: Corpus, config: SharpnessCo
 
 def perturbable(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
     """The decoder weight matrices a perturbation touches (the roles `rtn` quantizes)."""
+    from ..transforms.roles import DECODER_ROLES, iter_parameters
+
     out = []
     for info, p in iter_parameters(model):
         if info.role not in DECODER_ROLES or info.layout == "other":
@@ -66,19 +99,33 @@ def perturbable(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
     return out
 
 
-@torch.no_grad()
 def perturb_(params: list[tuple[str, torch.nn.Parameter]], config: SharpnessConfig,
              draw: int) -> None:
     """Add one draw's relative-size noise to every tensor, in place."""
-    for name, p in params:
-        z = unit_noise(p.shape, config.distribution, draw_seed(config.seed, draw, name))
-        scale = config.rho * float(p.detach().float().norm())
-        p.data.add_(z.mul_(scale).to(device=p.device, dtype=p.dtype))
+    import torch
+
+    from ..transforms.noise import draw_seed, unit_noise
+
+    with torch.no_grad():
+        for name, p in params:
+            z = unit_noise(p.shape, config.distribution, draw_seed(config.seed, draw, name))
+            scale = config.rho * float(p.detach().float().norm())
+            p.data.add_(z.mul_(scale).to(device=p.device, dtype=p.dtype))
 
 
-@torch.no_grad()
+@metric("sharpness", SharpnessConfig, unit="nats", tags={"data"})
 def sharpness(model: Any, tokenizer: Any, corpus: Corpus, config: SharpnessConfig, *,
               batch_size: int | str = 32) -> MetricResult:
+    import torch
+
+    with torch.no_grad():
+        return _sharpness(model, tokenizer, corpus, config, batch_size)
+
+
+def _sharpness(model: Any, tokenizer: Any, corpus: Corpus, config: SharpnessConfig,
+               batch_size: int | str) -> MetricResult:
+    import numpy as np
+
     params = perturbable(model)
     if not params:
         raise RunError("sharpness found no decoder weight matrices to perturb in this model")

@@ -30,17 +30,64 @@ Per split (forget, retain, real_authors, world_facts), on the first `limit` (TOF
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from ..data.tofu import TEMPLATES, Template, TofuItem, items, meta, tofu_root
 from ..errors import RunError
-from .core import generate_greedy_ids, score_ids
-from .registry import TofuForgetQualityConfig, TofuSplitConfig, TofuUtilityConfig
+from ..registry import check
+from .registry import metric
 from .result import MetricResult
 
+if TYPE_CHECKING:
+    import numpy as np
+
 _ROUGE: Any = None
+
+
+TofuSplit = Literal["forget", "retain", "real_authors", "world_facts"]
+
+
+@dataclass(frozen=True)
+class TofuUtilityConfig:
+    """Options every TOFU metric shares, defaulted as TOFU's `config/eval_everything.yaml`:
+    answers (and generations, prompt included) cut at `max_length` 200 tokens; the first
+    `limit` 300 records of each split (`ds_size`; None: all, as open-unlearning evaluates);
+    `budget: batch` gives each generation TOFU's left-padded budget within batches of
+    `eval_batch_size` 30, `budget: prompt` 200 − its own prompt length (see metrics/tofu.py)."""
+
+    max_length: int = 200
+    limit: int | None = 300
+    eval_batch_size: int = 30
+    budget: Literal["batch", "prompt"] = "batch"
+
+    def __post_init__(self) -> None:
+        check(self.max_length >= 2, "max_length must be at least 2 tokens", "max_length")
+        check(self.limit is None or self.limit > 0, "limit must be positive (or null: all "
+              "records)", "limit")
+        check(self.eval_batch_size >= 1, "eval_batch_size must be at least 1",
+              "eval_batch_size")
+        check(self.budget in ("batch", "prompt"), "budget must be 'batch' (TOFU's: max_length "
+              "counts the left-padded batch) or 'prompt'", "budget")
+
+
+@dataclass(frozen=True)
+class TofuSplitConfig(TofuUtilityConfig):
+    """A TOFU number on one split: `forget`, `retain`, `real_authors` or `world_facts`."""
+
+    split: TofuSplit = "forget"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.split in ("forget", "retain", "real_authors", "world_facts"),
+              "split must be 'forget', 'retain', 'real_authors' or 'world_facts'", "split")
+
+
+@dataclass(frozen=True)
+class TofuForgetQualityConfig(TofuUtilityConfig):
+    """Forget quality: the KS test's p-value of the subject's forget truth ratios against
+    those of model `reference` (at full precision; TOFU's retain model)."""
+
+    reference: str = "retrain"
 
 
 def rouge_l_recall(reference: str, prediction: str) -> float:
@@ -79,6 +126,10 @@ def average_losses(model: Any, tokenizer: Any, encoded: Sequence[Encoded], *,
                    batch_size: int | str) -> np.ndarray:
     """Per sequence, the summed answer NLL divided by the answer's token count (TOFU's
     `gt_loss / num_token_gt`)."""
+    import numpy as np
+
+    from .core import score_ids
+
     scores = score_ids(model, tokenizer, [e.ids for e in encoded], batch_size=batch_size)
     out = []
     for e, s in zip(encoded, scores):
@@ -111,6 +162,8 @@ def split_items(corpus: Any, split: str, limit: int | None) -> list[TofuItem]:
 
 def split_losses(model: Any, tokenizer: Any, corpus: Any, split: str, config: Any, *,
                  batch_size: int | str) -> SplitLosses:
+    import numpy as np
+
     recs = split_items(corpus, split, config.limit)
     _, tpl = _template(tofu_root(corpus))
     pairs: dict[tuple[str, str], int] = {}
@@ -126,6 +179,8 @@ def split_losses(model: Any, tokenizer: Any, corpus: Any, split: str, config: An
 
 
 def probabilities(losses: SplitLosses, split: str) -> np.ndarray:
+    import numpy as np
+
     true = np.exp(-losses.answer)
     if split in ("forget", "retain"):
         return true
@@ -135,6 +190,8 @@ def probabilities(losses: SplitLosses, split: str) -> np.ndarray:
 
 def truth_ratios(losses: SplitLosses, split: str) -> np.ndarray:
     """Per record, TOFU's reported truth-ratio statistic for `split`."""
+    import numpy as np
+
     r = np.array([np.exp(-p).mean() for p in losses.perturbed]) / np.exp(-losses.base)
     if split == "forget":
         return np.minimum(r, 1 / r)
@@ -143,6 +200,8 @@ def truth_ratios(losses: SplitLosses, split: str) -> np.ndarray:
 
 def forget_truth_ratios(losses: SplitLosses) -> np.ndarray:
     """The truth ratios forget quality compares: exp(mean_i ℓ_perturbed_i − ℓ_base)."""
+    import numpy as np
+
     return np.exp(np.array([p.mean() for p in losses.perturbed]) - losses.base)
 
 
@@ -182,6 +241,10 @@ def budgets(lengths: Sequence[int], config: Any) -> list[int]:
 
 def rouge_scores(model: Any, tokenizer: Any, corpus: Any, split: str, config: Any, *,
                  batch_size: int | str) -> tuple[np.ndarray, list[dict[str, str]]]:
+    import numpy as np
+
+    from .core import generate_greedy_ids
+
     root = tofu_root(corpus)
     name, tpl = _template(root)
     recs = split_items(corpus, split, config.limit)
@@ -197,12 +260,16 @@ def rouge_scores(model: Any, tokenizer: Any, corpus: Any, split: str, config: An
 
 
 def _result(per: np.ndarray, what: str, details: dict[str, Any]) -> MetricResult:
+    import numpy as np
+
     if not np.all(np.isfinite(per)):
         raise RunError(f"{what}: a per-record value is NaN or infinite (an answer with "
                        f"probability 0 under the model), so the mean has no value")
     return MetricResult(float(per.mean()), len(per), tuple(float(x) for x in per), details)
 
 
+# each value is the mean of its per-record scores: `confidence:` can resample them
+@metric("tofu_prob", TofuSplitConfig, unit="fraction", tags={"data", "statistic:mean"})
 def tofu_prob(model: Any, tokenizer: Any, corpus: Any, config: TofuSplitConfig, *,
               batch_size: int | str = 32) -> MetricResult:
     losses = split_losses(model, tokenizer, corpus, config.split, config, batch_size=batch_size)
@@ -211,14 +278,7 @@ def tofu_prob(model: Any, tokenizer: Any, corpus: Any, config: TofuSplitConfig, 
                     "normalized": config.split not in ("forget", "retain")})
 
 
-def tofu_truth_ratio(model: Any, tokenizer: Any, corpus: Any, config: TofuSplitConfig, *,
-                     batch_size: int | str = 32) -> MetricResult:
-    losses = split_losses(model, tokenizer, corpus, config.split, config, batch_size=batch_size)
-    return _result(truth_ratios(losses, config.split), f"tofu_truth_ratio[{config.split}]",
-                   {"split": config.split, "statistic": "min(R, 1/R)" if config.split ==
-                    "forget" else "max(0, 1 - R)"})
-
-
+@metric("tofu_rouge", TofuSplitConfig, unit="fraction", tags={"data", "statistic:mean"})
 def tofu_rouge(model: Any, tokenizer: Any, corpus: Any, config: TofuSplitConfig, *,
                batch_size: int | str = 32) -> MetricResult:
     per, examples = rouge_scores(model, tokenizer, corpus, config.split, config,
@@ -227,6 +287,16 @@ def tofu_rouge(model: Any, tokenizer: Any, corpus: Any, config: TofuSplitConfig,
         "split": config.split, "budget": config.budget, "examples": examples})
 
 
+@metric("tofu_truth_ratio", TofuSplitConfig, unit="fraction", tags={"data", "statistic:mean"})
+def tofu_truth_ratio(model: Any, tokenizer: Any, corpus: Any, config: TofuSplitConfig, *,
+                     batch_size: int | str = 32) -> MetricResult:
+    losses = split_losses(model, tokenizer, corpus, config.split, config, batch_size=batch_size)
+    return _result(truth_ratios(losses, config.split), f"tofu_truth_ratio[{config.split}]",
+                   {"split": config.split, "statistic": "min(R, 1/R)" if config.split ==
+                    "forget" else "max(0, 1 - R)"})
+
+
+@metric("tofu_forget_quality", TofuForgetQualityConfig, unit="p-value", tags={"data", "reference"})
 def tofu_forget_truth_ratios(model: Any, tokenizer: Any, corpus: Any,
                              config: TofuForgetQualityConfig, *,
                              batch_size: int | str = 32) -> MetricResult:
@@ -238,6 +308,7 @@ def tofu_forget_truth_ratios(model: Any, tokenizer: Any, corpus: Any,
 
 def forget_quality(subject: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
     """(KS p-value, KS statistic) of the two truth-ratio samples (scipy's `ks_2samp`)."""
+    import numpy as np
     from scipy.stats import ks_2samp
 
     if not subject or not reference:
@@ -256,6 +327,7 @@ def combine_reference(raw: MetricResult, reference: MetricResult, config: Any) -
 UTILITY_SPLITS = ("retain", "real_authors", "world_facts")
 
 
+@metric("tofu_model_utility", TofuUtilityConfig, unit="fraction", tags={"data"})
 def tofu_model_utility(model: Any, tokenizer: Any, corpus: Any, config: TofuUtilityConfig, *,
                        batch_size: int | str = 32) -> MetricResult:
     from scipy.stats import hmean

@@ -11,69 +11,143 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from ..data.files import read_records
 from ..errors import RunError
-from .core import generate_greedy, next_token_logprobs, score_ids
-from .registry import FluencyConfig, MultipleChoiceConfig, TriviaQAConfig, TruthfulQAConfig
+from ..registry import check
+from .registry import metric
+from .choice_items import ChoiceItem, choice_item, own_examples, split_shots, subject_of
 from .rwku_prompts import (MMLU_LETTERS, fluency_user_text, mmlu_user_text, rwku_prompt,
                            truthfulqa_user_text, uses_chat_template)
 from .result import MetricResult
 from .scores import (cut_at_stops, mean_result, ngram_entropy, qa_f1, require_samples,
                      require_some_output)
 
+if TYPE_CHECKING:
+    import numpy as np
+
 QA_STOPS = ("\n", "Question:")
-LETTERS = "ABCDEFGHIJ"
+
+Protocol = Literal["rwku", "loglik", "lm_eval"]
 
 
 @dataclass(frozen=True)
-class ChoiceItem:
-    question: str
-    choices: tuple[str, ...]
-    answer: int
-    subject: str | None = None
-    examples: tuple["ChoiceItem", ...] | None = None
+class FluencyConfig:
+    """Weighted bi-/tri-gram entropy of greedy generations for instructions in `path`
+    (AlpacaEval's JSON: records with an `instruction` field; or a list of strings).
+
+    `protocol: rwku` (default): RWKU's `eval_fluency` — prompt `Instruction: {instruction}\n`
+    (in the chat template when the tokenizer has one), 256 new tokens, value in bits × 100 as
+    the paper's tables print it (e.g. 573.3). `protocol: plain`: prompt `template`
+    (default `{instruction}\n`), 128 new tokens, value in bits."""
+
+    path: str
+    protocol: Literal["rwku", "plain"] = "rwku"
+    max_new_tokens: int | None = None
+    template: str | None = None
+    chat_template: bool | None = None
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local instructions file", "path")
+        check(self.protocol in ("rwku", "plain"), "protocol must be 'rwku' or 'plain'",
+              "protocol")
+        check(self.max_new_tokens is None or self.max_new_tokens > 0,
+              "max_new_tokens must be positive", "max_new_tokens")
+        check(self.template is None or self.protocol == "plain",
+              "template applies to protocol: plain (RWKU's prompt is fixed)", "template")
+        check(self.chat_template is None or self.protocol == "rwku",
+              "chat_template applies to protocol: rwku", "chat_template")
+        check(self.template is None or "{instruction}" in self.template,
+              "template must contain '{instruction}'", "template")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
+
+    @property
+    def new_tokens(self) -> int:
+        return self.max_new_tokens or (256 if self.protocol == "rwku" else 128)
 
 
-def _choice_item(rec: Any, path: Path, i: int) -> ChoiceItem:
-    """One MC item from MMLU (hub: question/choices/answer; CSV: q, A..D, letter) or
-    TruthfulQA (mc1_targets as {choices, labels} or {choice: label})."""
-    try:
-        if isinstance(rec, list):  # MMLU's original CSV row
-            *opts, letter = rec[1:]
-            return ChoiceItem(rec[0], tuple(opts), LETTERS.index(letter.strip()))
-        if "mc1_targets" in rec:
-            t = rec["mc1_targets"]
-            choices, labels = ((t["choices"], t["labels"]) if "choices" in t
-                               else (list(t), list(t.values())))
-            return ChoiceItem(rec["question"], tuple(choices), list(labels).index(1))
-        ans = rec["answer"]
-        idx = LETTERS.index(ans) if isinstance(ans, str) else int(ans)
-        examples = rec.get("examples")
-        return ChoiceItem(rec["question"], tuple(rec["choices"]), idx,
-                          rec.get("subject", rec.get("task")),
-                          None if examples is None
-                          else tuple(_choice_item(e, path, i) for e in examples))
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
-        raise RunError(f"{path}: record {i} is not a multiple-choice item in MMLU or "
-                       f"TruthfulQA format ({type(exc).__name__}: {exc})") from exc
+@dataclass(frozen=True)
+class MultipleChoiceConfig:
+    """MMLU accuracy × 100. `path`: hub records (question/choices/answer, optionally
+    `subject`/`task` and RWKU's per-item `examples`) or the original headerless CSV.
+
+    `protocol: rwku` (default, RWKU's `eval_mmlu`): the subject header, `shots` solved
+    examples listing the choices as `A. …` lines with `Answer: X`, the question with its
+    choices, then `Answer:`; the prediction is the letter among A–D (…) with the highest
+    next-token probability. `protocol: loglik`: the choice whose text `" " + choice` has the
+    highest log-likelihood after `Question: {q}\nAnswer:` (choices not listed); `normalize`
+    "mean" (default: answer perplexity) or "sum". `protocol: lm_eval`: lm-evaluation-harness's
+    `mmlu_<subject>` task (metrics/lmeval.py): its description, the choices listed, " A"…" D"
+    scored, `acc`; `path` a file, or a local copy of `cais/mmlu` with the subject after `#`
+    (`./mmlu#college_biology`), few-shot examples from that subject's dev split.
+
+    Few-shot examples: a record's own `examples` (RWKU's layout), else `fewshot_path`, else the
+    first `shots` records of `path` (not evaluated)."""
+
+    path: str
+    protocol: Protocol = "rwku"
+    shots: int = 5
+    fewshot_path: str | None = None
+    normalize: Literal["mean", "sum"] | None = None
+    chat_template: bool | None = None
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local data file", "path")
+        check(self.protocol in ("rwku", "loglik", "lm_eval"),
+              "protocol must be 'rwku', 'loglik' or 'lm_eval'", "protocol")
+        check(self.shots >= 0, "shots must be 0 or more", "shots")
+        check(self.normalize in (None, "mean", "sum"), "normalize must be 'mean' or 'sum'",
+              "normalize")
+        check(self.normalize is None or self.protocol == "loglik",
+              "normalize applies to protocol: loglik (rwku compares the answer letters)",
+              "normalize")
+        check(self.chat_template is None or self.protocol == "rwku",
+              "chat_template applies to protocol: rwku", "chat_template")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
 
 
-def _split_shots(cfg: Any, parse: Any) -> tuple[list[Any], list[Any]]:
-    path = Path(cfg.path)
-    items = [parse(r, path, i) for i, r in enumerate(read_records(path))]
-    if cfg.fewshot_path:
-        fpath = Path(cfg.fewshot_path)
-        shots = [parse(r, fpath, i) for i, r in enumerate(read_records(fpath))][:cfg.shots]
-    else:
-        shots, items = items[:cfg.shots], items[cfg.shots:]
-    if cfg.limit:
-        items = items[:cfg.limit]
-    require_samples(items, f"{path} (after taking {len(shots)} few-shot examples)")
-    return shots, items
+@dataclass(frozen=True)
+class TruthfulQAConfig(MultipleChoiceConfig):
+    """TruthfulQA MC1 accuracy × 100 (records with `mc1_targets`).
+
+    `protocol: rwku` (default, RWKU's `eval_truthfulqa`): the fixed QA preset's six `Q:`/`A:`
+    shots, then `Q: {question}` and `A:`; the summed log-likelihood of `" " + choice`; an item
+    counts only if the true answer scores *strictly* higher than every false one (a tie is
+    wrong). `shots`/`fewshot_path` must stay unset (the preset is the shots) and every record
+    is evaluated. `protocol: loglik`: `shots` solved examples from the file as
+    `Question:`/`Answer:`, `normalize` (default "sum"), ties go to the first choice."""
+
+    shots: int = 6
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.protocol != "lm_eval", "truthfulqa_mc1 has protocols 'rwku' and 'loglik' "
+              "(lm_eval applies to mmlu)", "protocol")
+        check(self.protocol == "loglik" or (self.shots == 6 and self.fewshot_path is None),
+              "protocol: rwku uses TruthfulQA's fixed six-shot QA preset; shots and "
+              "fewshot_path apply to protocol: loglik", "shots")
+
+
+@dataclass(frozen=True)
+class TriviaQAConfig:
+    """Token F1 × 100 (best over accepted aliases) of a greedy answer after `shots` examples.
+    `path`: TriviaQA records (`question` + `answer: {value, aliases}`, or the original
+    `{"Data": [{"Question", "Answer": {"Value", "Aliases"}}]}`)."""
+
+    path: str
+    shots: int = 6
+    fewshot_path: str | None = None
+    max_new_tokens: int = 32
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path must name a local data file", "path")
+        check(self.shots >= 0, "shots must be 0 or more", "shots")
+        check(self.max_new_tokens > 0, "max_new_tokens must be positive", "max_new_tokens")
+        check(self.limit is None or self.limit > 0, "limit must be positive", "limit")
 
 
 def _ids(tokenizer: Any, text: str, special: bool) -> list[int]:
@@ -85,6 +159,8 @@ def continuation_logprobs(model: Any, tokenizer: Any, pairs: Sequence[tuple[str,
     """Log-probs of each continuation's tokens given its context (context with BOS). The
     continuation's tokens are those of context+continuation past the context's own tokens,
     so a tokenizer that merges across the boundary is scored on what it actually emits."""
+    from .core import score_ids
+
     seqs, n_cont = [], []
     for ctx, cont in pairs:
         c, whole = _ids(tokenizer, ctx, True), _ids(tokenizer, ctx + cont, True)
@@ -102,6 +178,7 @@ def _loglik_choices(model: Any, tokenizer: Any, shots: Sequence[ChoiceItem],
                     ) -> list[list[float]]:
     """Per item, the aggregated log-likelihood of `" " + choice` after `Question:`/`Answer:`
     shots and the question."""
+
     demo = "".join(f"Question: {s.question}\nAnswer: {s.choices[s.answer]}\n\n" for s in shots)
     pairs = [(demo + f"Question: {it.question}\nAnswer:", " " + c)
              for it in items for c in it.choices]
@@ -113,17 +190,6 @@ def _loglik_choices(model: Any, tokenizer: Any, shots: Sequence[ChoiceItem],
     return out
 
 
-def _subject(item: ChoiceItem, path: Path) -> str:
-    """RWKU's header names the item's subject (`task`); MMLU's CSVs are one subject per file
-    (`astronomy_test.csv`), so the file name stands in when the record has none."""
-    if item.subject:
-        return item.subject
-    stem = path.stem
-    for tail in ("_test", "_dev", "_val"):
-        stem = stem.removesuffix(tail)
-    return stem
-
-
 def _letter_ids(tokenizer: Any, n: int) -> list[int]:
     """RWKU's candidates: the last token of `" " + letter` (no special tokens)."""
     ids = [_ids(tokenizer, " " + MMLU_LETTERS[j], False) for j in range(n)]
@@ -133,33 +199,63 @@ def _letter_ids(tokenizer: Any, n: int) -> list[int]:
     return [i[-1] for i in ids]
 
 
-def _own_examples(config: MultipleChoiceConfig) -> list[ChoiceItem] | None:
-    """Every record of `path` when each carries its own `examples` (RWKU's layout), else None."""
+def _instruction(rec: Any, path: Path, i: int) -> str:
+    value = rec.get("instruction") if isinstance(rec, dict) else rec
+    if not isinstance(value, str):
+        raise RunError(f"{path}: record {i} has no string 'instruction' (AlpacaEval format)")
+    return value
+
+
+@metric("fluency", FluencyConfig, unit="entropy", tags={"utility"})
+def fluency(model: Any, tokenizer: Any, corpus: Any, config: FluencyConfig, *,
+            batch_size: int | str = 32) -> MetricResult:
+    from .core import generate_greedy
+
     path = Path(config.path)
-    items = [_choice_item(r, path, i) for i, r in enumerate(read_records(path))]
-    if not items or any(it.examples is None for it in items):
-        return None
-    items = items[:config.limit] if config.limit else items
-    return items
+    instructions = [_instruction(r, path, i) for i, r in enumerate(read_records(path))]
+    instructions = instructions[:config.limit] if config.limit else instructions
+    require_samples(instructions, path)
+    if config.protocol == "rwku":
+        chat = uses_chat_template(tokenizer, config.chat_template)
+        prompts = [rwku_prompt(tokenizer, fluency_user_text(x), "", chat=chat)
+                   for x in instructions]
+        scale, unit, extra = 100.0, "bits x 100", {"chat_template": chat}
+    else:
+        template = config.template or "{instruction}\n"
+        prompts = [template.format(instruction=x) for x in instructions]
+        scale, unit, extra = 1.0, "bits", {}
+    outputs = generate_greedy(model, tokenizer, prompts, max_new_tokens=config.new_tokens,
+                              batch_size=batch_size)
+    require_some_output(outputs, what="fluency", where=path)
+    per = [scale * ngram_entropy(o) for o in outputs]
+    return mean_result(per, what=f"fluency ({path})", details={
+        "protocol": config.protocol, "unit": unit, "max_new_tokens": config.new_tokens, **extra,
+        "examples": [{"instruction": x, "output": o}
+                     for x, o in list(zip(instructions, outputs))[:3]]})
 
 
+@metric("mmlu", MultipleChoiceConfig, unit="percent", tags={"utility"})
 def mmlu(model: Any, tokenizer: Any, corpus: Any, config: MultipleChoiceConfig, *,
          batch_size: int | str = 32) -> MetricResult:
+    import numpy as np
+
+    from .core import next_token_logprobs
+
     if config.protocol == "lm_eval":
         from .lmeval import mmlu_lm_eval
 
         return mmlu_lm_eval(model, tokenizer, config, batch_size=batch_size)
     path = Path(config.path)
     if config.protocol == "loglik":
-        shots, items = _split_shots(config, _choice_item)
+        shots, items = split_shots(config, choice_item)
         agg = np.sum if config.normalize == "sum" else np.mean
         ll = _loglik_choices(model, tokenizer, shots, items, agg, batch_size=batch_size)
         per = [100.0 * (int(np.argmax(x)) == it.answer) for x, it in zip(ll, items)]
         return mean_result(per, what=f"mmlu ({config.path})", details={
             "protocol": "loglik", "shots": len(shots), "normalize": config.normalize or "mean"})
     chat = uses_chat_template(tokenizer, config.chat_template)
-    own = _own_examples(config)
-    shots, items = ([], own) if own is not None else _split_shots(config, _choice_item)
+    own = own_examples(config)
+    shots, items = ([], own) if own is not None else split_shots(config, choice_item)
     by_width: dict[int, list[int]] = {}
     for i, it in enumerate(items):
         by_width.setdefault(len(it.choices), []).append(i)
@@ -169,7 +265,7 @@ def mmlu(model: Any, tokenizer: Any, corpus: Any, config: MultipleChoiceConfig, 
         for i in idx:
             it = items[i]
             demo = [(s.question, s.choices, s.answer) for s in (it.examples or shots)]
-            user = mmlu_user_text(_subject(it, path), demo, it.question, it.choices)
+            user = mmlu_user_text(subject_of(it, path), demo, it.question, it.choices)
             prompts.append(_ids(tokenizer, rwku_prompt(tokenizer, user, "Answer:", chat=chat),
                                 True))
         lps = next_token_logprobs(model, tokenizer, prompts, _letter_ids(tokenizer, width),
@@ -181,17 +277,20 @@ def mmlu(model: Any, tokenizer: Any, corpus: Any, config: MultipleChoiceConfig, 
         "shots": "per record" if own is not None else len(shots)})
 
 
+@metric("truthfulqa_mc1", TruthfulQAConfig, unit="percent", tags={"utility"})
 def truthfulqa_mc1(model: Any, tokenizer: Any, corpus: Any, config: TruthfulQAConfig, *,
                    batch_size: int | str = 32) -> MetricResult:
+    import numpy as np
+
     if config.protocol == "loglik":
-        shots, items = _split_shots(config, _choice_item)
+        shots, items = split_shots(config, choice_item)
         agg = np.mean if config.normalize == "mean" else np.sum
         ll = _loglik_choices(model, tokenizer, shots, items, agg, batch_size=batch_size)
         per = [100.0 * (int(np.argmax(x)) == it.answer) for x, it in zip(ll, items)]
         return mean_result(per, what=f"truthfulqa_mc1 ({config.path})", details={
             "protocol": "loglik", "shots": len(shots), "normalize": config.normalize or "sum"})
     path = Path(config.path)
-    items = [_choice_item(r, path, i) for i, r in enumerate(read_records(path))]
+    items = [choice_item(r, path, i) for i, r in enumerate(read_records(path))]
     items = items[:config.limit] if config.limit else items
     require_samples(items, path)
     chat = uses_chat_template(tokenizer, config.chat_template)
@@ -225,9 +324,12 @@ def _trivia_item(rec: Any, path: Path, i: int) -> tuple[str, list[str]]:
                        f"{{value, aliases}}): {exc}") from exc
 
 
+@metric("triviaqa", TriviaQAConfig, unit="percent", tags={"utility"})
 def qa_f1_score(model: Any, tokenizer: Any, corpus: Any, config: TriviaQAConfig, *,
                 batch_size: int | str = 32) -> MetricResult:
-    shots, items = _split_shots(config, _trivia_item)
+    from .core import generate_greedy
+
+    shots, items = split_shots(config, _trivia_item)
     demo = "".join(f"Question: {q}\nAnswer: {answers[0]}\n\n" for q, answers in shots)
     raw = generate_greedy(model, tokenizer, [demo + f"Question: {q}\nAnswer: " for q, _ in items],
                           max_new_tokens=config.max_new_tokens, stops=QA_STOPS,
@@ -239,35 +341,3 @@ def qa_f1_score(model: Any, tokenizer: Any, corpus: Any, config: TriviaQAConfig,
         "shots": len(shots),
         "examples": [{"question": q, "output": o, "answer": a[0]}
                      for o, (q, a) in list(zip(outputs, items))[:3]]})
-
-
-def _instruction(rec: Any, path: Path, i: int) -> str:
-    value = rec.get("instruction") if isinstance(rec, dict) else rec
-    if not isinstance(value, str):
-        raise RunError(f"{path}: record {i} has no string 'instruction' (AlpacaEval format)")
-    return value
-
-
-def fluency(model: Any, tokenizer: Any, corpus: Any, config: FluencyConfig, *,
-            batch_size: int | str = 32) -> MetricResult:
-    path = Path(config.path)
-    instructions = [_instruction(r, path, i) for i, r in enumerate(read_records(path))]
-    instructions = instructions[:config.limit] if config.limit else instructions
-    require_samples(instructions, path)
-    if config.protocol == "rwku":
-        chat = uses_chat_template(tokenizer, config.chat_template)
-        prompts = [rwku_prompt(tokenizer, fluency_user_text(x), "", chat=chat)
-                   for x in instructions]
-        scale, unit, extra = 100.0, "bits x 100", {"chat_template": chat}
-    else:
-        template = config.template or "{instruction}\n"
-        prompts = [template.format(instruction=x) for x in instructions]
-        scale, unit, extra = 1.0, "bits", {}
-    outputs = generate_greedy(model, tokenizer, prompts, max_new_tokens=config.new_tokens,
-                              batch_size=batch_size)
-    require_some_output(outputs, what="fluency", where=path)
-    per = [scale * ngram_entropy(o) for o in outputs]
-    return mean_result(per, what=f"fluency ({path})", details={
-        "protocol": config.protocol, "unit": unit, "max_new_tokens": config.new_tokens, **extra,
-        "examples": [{"instruction": x, "output": o}
-                     for x, o in list(zip(instructions, outputs))[:3]]})
