@@ -18,7 +18,7 @@ import gc
 import json
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -26,15 +26,14 @@ from .. import __version__
 from ..errors import RunError
 from ..metrics.registry import METRICS
 from ..metrics.result import MetricResult
-from ..models.gguf_file import is_gguf
 from ..spec.tree import ClaimSpec, MetricRef, Spec, metric_refs
 from ..transforms.registry import TRANSFORMS
 from ..transforms.tally import KERNEL_VERSION
-from ..unlearn.registry import METHODS
 from ..spec.claims import BASELINE
-from .cache import Cache, content_key, file_digest
-from .fingerprint import directory_fingerprint, memoized_fingerprint
+from .cache import Cache, content_key
+from .context import RunContext, config_dict
 from .measurement import Measurement
+from .sources import Sources
 
 log = logging.getLogger("unlearnspec")
 
@@ -50,42 +49,10 @@ CORPUS_API_METRICS = frozenset({"verbmem", "knowmem", "privleak", "mia_loss", "m
                                 "mia_mink", "mia_minkpp", "sharpness"})
 
 
-def _asdict(config: Any) -> Any:
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
-
-
 def _device_map(strategy: str, device: str) -> Any:
     """accelerate's strategy over the GPUs when the run is on CUDA; on a CPU run every layer
     goes to the CPU (accelerate would otherwise still place them on a visible GPU)."""
     return strategy if device.startswith("cuda") else {"": device}
-
-
-def _unlearn_key_config(config: Any) -> Any:
-    """An unlearning config as its cache key sees it: options added later are left out
-    while at their defaults, so existing runs keep their keys."""
-    from ..unlearn.registry import KEY_DEFAULTS
-
-    out = _asdict(config)
-    if isinstance(out, dict):
-        for k, default in KEY_DEFAULTS.items():
-            if k in out and out[k] == default:
-                del out[k]
-    return out
-
-
-def _forget_texts(comp: Any, corpus: Any, packing: str) -> Any:
-    """What a method unlearns: the corpus's raw forget texts packed as `packing` says
-    (unlearn/sources.py), or (RT: `forget_data = "knowmem_questions"`) its KnowMem forget
-    questions."""
-    from ..unlearn.sources import select
-
-    source = getattr(comp.load(), "forget_data", "raw")
-    if source == "knowmem_questions":
-        return [r["question"] for r in corpus.knowmem("forget")]
-    if source != "raw":
-        raise RunError(f"unlearning method '{comp.name}' asks for forget data {source!r}; "
-                       f"known: 'raw', 'knowmem_questions'")
-    return select(corpus, "forget", packing)
 
 
 def _without_timings(log: Any) -> Any:
@@ -115,69 +82,51 @@ class Run:
     ) -> None:
         self.spec = spec
         self.stored_run = stored_run  # --unlearn-baseline's file, see stored_run.py
-        self.cache = Cache(cache_dir)
-        self._device = device or spec.settings.device
+        self.ctx = RunContext(spec, Cache(cache_dir), device=device or spec.settings.device,
+                              progress=progress)
+        self.cache = self.ctx.cache
         self.progress = progress
-        self.stats: Counter[str] = Counter()  # trained, unlearned, transformed, measured, ...
+        self.sources = Sources(self.ctx)
         # (model, transform, exclude) -> metrics to compute while that model is loaded
         self._pending: dict[tuple[str, str | None, tuple[str, ...]], set[str]] = {}
         self._loaded: OrderedDict[tuple[str, str | None], tuple[Any, Any]] = OrderedDict()
-        self._model_keys: dict[str, str] = {}
-        self._model_paths: dict[str, Path] = {}
-        self._data_paths: dict[str, Path] = {}
-        self._data_keys: dict[str, str] = {}
         self._calibration_texts: dict[str, list[str]] = {}
         self._transforms: dict[str, Any] = {}
         self._held_out: dict[str, list[dict[str, str]]] = {}  # relearn name -> its QA pairs
         self._tokenizers: dict[str, str] = {}
         self._results: dict[Measurement, MetricResult] = {}
         self._coverage: dict[tuple[str, str | None], Any] = {}  # (model, transform) -> Coverage
-        self.logs: dict[str, Any] = {}  # model name -> unlearning log
         self._bootstrap: Any = None  # engine.confidence.Bootstrap, made on first use
 
     # ------------------------------------------------------------------ environment
     @property
     def device(self) -> str:
-        if self._device == "auto":
-            import torch
-
-            self._device = "cuda" if torch.cuda.is_available() else "cpu"
-        return self._device
+        return self.ctx.device
 
     @property
     def device_type(self) -> str:
-        return self.device.split(":")[0]
+        return self.ctx.device_type
 
-    # ------------------------------------------------------------------ data
-    def data_path(self, name: str) -> Path:
-        if name not in self._data_paths:
-            ds = self.spec.data[name]
-            if ds.builtin:
-                from ..bench import ensure_data
+    @property
+    def stats(self) -> Any:
+        """Work counters: trained, unlearned, relearned, transformed, measured, loaded."""
+        return self.ctx.stats
 
-                self._data_paths[name] = ensure_data(ds.builtin, self.cache.root)
-            else:
-                self._data_paths[name] = self._resolve_corpus(ds.path, ds.revision)
-        return self._data_paths[name]
-
-    def _resolve_corpus(self, path: str, revision: str | None) -> Path:
-        """A local MUSE-layout dir, a local copy of a hub dataset, or a hub id (converted
-        once into MUSE's layout under the cache)."""
-        from ..data.hub_datasets import load_corpus
-        from ..models.resolve import resolve_local
-
-        local = resolve_local(path, self.spec.path.parent)
-        return load_corpus(local or path, self.cache.root / "data", revision=revision).root
-
+    # ------------------------------------------------------------------ sources
     def corpus(self, name: str) -> Any:
-        from ..data import Corpus
-
-        return Corpus(self.data_path(name))
+        return self.sources.corpus(name)
 
     def data_key(self, name: str) -> str:
-        if name not in self._data_keys:
-            self._data_keys[name] = content_key("data", self.corpus(name).fingerprint)
-        return self._data_keys[name]
+        return self.sources.data_key(name)
+
+    def model_path(self, name: str) -> Path | str:
+        return self.sources.model_path(name)
+
+    def model_key(self, name: str) -> str:
+        return self.sources.model_key(name)
+
+    def resolved_revision(self, name: str) -> str | None:
+        return self.sources.resolved_revision(name)
 
     def _data_of(self, metric: str) -> str | None:
         ms = self.spec.metrics[metric]
@@ -186,152 +135,6 @@ class Run:
         if "data" in METRICS.get(ms.kind).tags and len(self.spec.data) == 1:
             return next(iter(self.spec.data))
         return None
-
-    # ------------------------------------------------------------------ models
-    def model_path(self, name: str) -> Path | str:
-        """A local checkpoint directory for the model (building/training it if needed), or a
-        hub id for hub models."""
-        if name in self._model_paths:
-            return self._model_paths[name]
-        ms = self.spec.models[name]
-        self._not_a_group(name)
-        if ms.source == "builtin":
-            from ..bench import ensure_model
-
-            trained: list[str] = []
-            path = ensure_model(ms.builtin, self.cache.root, progress=self.progress,
-                                trained=trained)
-            self.stats["trained"] += len(trained)
-        elif ms.source == "path" and is_gguf(ms.path):
-            # dequantized once into a plain checkpoint the rest of the run reads as any other
-            path = self.cache.artifact("models", self.model_key(name),
-                                       lambda out: self._from_gguf(name, out))
-        elif ms.source == "path":
-            from ..models.resolve import resolve_checkpoint
-
-            try:
-                path = resolve_checkpoint(ms.path, revision=ms.revision,
-                                          base=self.spec.path.parent,
-                                          allow_pickle=ms.allow_pickle,
-                                          trust_remote_code=ms.trust_remote_code)
-            except RunError as exc:  # say which of the spec's models it is
-                raise RunError(f"{ms.loc}: model '{name}': {exc}") from exc
-        else:
-            path = self.cache.artifact("models", self.model_key(name),
-                                       lambda out: self._unlearn(name, out))
-            log_file = path / "unlearn_log.json"
-            if log_file.is_file():
-                self.logs[name] = json.loads(log_file.read_text())
-        self._model_paths[name] = path
-        return path
-
-    def model_key(self, name: str) -> str:
-        if name in self._model_keys:
-            return self._model_keys[name]
-        ms = self.spec.models[name]
-        self._not_a_group(name)
-        if ms.source == "builtin":
-            path = Path(self.model_path(name))
-            digests = {p.name: file_digest(p) for p in sorted(path.glob("*.safetensors"))}
-            key = content_key("builtin", ms.builtin, digests)
-        elif ms.source == "path" and is_gguf(ms.path):
-            from ..models.gguf_file import versions
-
-            gguf = Path(ms.path)
-            if not gguf.is_file():
-                raise RunError(f"{ms.loc}: model '{name}': GGUF file {gguf} does not exist")
-            tok = (directory_fingerprint(Path(ms.tokenizer), self.cache)
-                   if ms.tokenizer else "gguf-metadata")
-            key = content_key("gguf", memoized_fingerprint(gguf, self.cache), tok, versions(),
-                              ms.dtype)
-        elif ms.source == "path":
-            path = Path(self.model_path(name))
-            commit = self.resolved_revision(name)
-            if commit is not None:
-                # the commit the branch/tag resolved to, not the spec's `revision:` (None
-                # or a branch can move on the hub: a stale cache entry must not be reused)
-                key = content_key("hub", ms.path, commit, ms.dtype,
-                                  *([ms.device_map] if ms.device_map else []))
-            else:  # by content, memoized by stat stamp (engine/fingerprint.py)
-                files = directory_fingerprint(path, self.cache)
-                key = content_key("path", str(path.resolve()), files, ms.dtype,
-                                  *([ms.device_map] if ms.device_map else []))
-        else:
-            comp = METHODS.get(ms.method)
-            seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
-            key = content_key(
-                "unlearn", ms.method, comp.target, _unlearn_key_config(ms.config),
-                self.model_key(ms.from_),
-                self.data_key(self._unlearn_data(name)), seed, __version__,
-                getattr(comp.load(), "VERSION", "0"), self.device_type,
-            )
-        self._model_keys[name] = key
-        return key
-
-    def _from_gguf(self, name: str, out: Path) -> None:
-        from ..models.gguf_file import convert_gguf
-
-        ms = self.spec.models[name]
-        if ms.tokenizer and not Path(ms.tokenizer).is_dir():
-            raise RunError(f"{ms.loc}: model '{name}': tokenizer directory {ms.tokenizer} "
-                           f"does not exist")
-        try:
-            convert_gguf(Path(ms.path), out,
-                         tokenizer=Path(ms.tokenizer) if ms.tokenizer else None)
-        except RunError as exc:
-            raise RunError(f"{ms.loc}: model '{name}': {exc}") from exc
-
-    def _not_a_group(self, name: str) -> None:
-        ms = self.spec.models[name]
-        if ms.seeds:
-            from ..spec.tree import seed_model_name
-
-            raise RunError(f"{ms.loc}: model '{name}' is a group of {len(ms.seeds)} seeds "
-                           f"{list(ms.seeds)}, not one model; where one model is meant, name "
-                           f"a seed, e.g. {seed_model_name(name, ms.seeds[0])}")
-
-    def resolved_revision(self, name: str) -> str | None:
-        """The hub commit a `path:` model was loaded at (None for local directories and
-        built-in or unlearned models), recorded in reports and used in cache keys."""
-        ms = self.spec.models[name]
-        if ms.source != "path" or is_gguf(ms.path):
-            return None
-        from ..models.resolve import resolve_local, snapshot_commit
-
-        if resolve_local(ms.path, self.spec.path.parent) is not None:
-            return None  # a local directory, even one inside a hub cache
-        return snapshot_commit(Path(self.model_path(name)))
-
-    def _unlearn_data(self, name: str) -> str:
-        ms = self.spec.models[name]
-        if ms.data:
-            return ms.data
-        if len(self.spec.data) == 1:
-            return next(iter(self.spec.data))
-        raise RunError(f"{ms.loc}: model '{name}' needs `data:` (the spec has several corpora)")
-
-    def _unlearn(self, name: str, out: Path) -> None:
-        from ..unlearn import run_unlearning
-
-        ms = self.spec.models[name]
-        corpus = self.corpus(self._unlearn_data(name))
-        seed = ms.config.seed if ms.config.seed is not None else self.spec.seed
-        started = time.monotonic()
-        from ..unlearn.sources import select
-
-        comp = METHODS.get(ms.method)
-        # a corpus without retain texts (RWKU's) serves methods that have no retain loss
-        retain = select(corpus, "retain", ms.config.packing) \
-            if getattr(comp.load(), "uses_retain", True) else []
-        result = run_unlearning(
-            comp, ms.config, base=Path(self.model_path(ms.from_)),
-            forget=_forget_texts(comp, corpus, ms.config.packing),
-            retain=retain, out=out,
-            seed=seed, device=self.device, progress=self.progress,
-        )
-        self.stats["unlearned"] += 1
-        log.info("unlearnspec: unlearned %s in %.1fs", name, time.monotonic() - started)
-        (out / "unlearn_log.json").write_text(json.dumps(result, default=str))
 
     def transform(self, name: str) -> Any:
         if name not in self._transforms:
@@ -350,7 +153,7 @@ class Run:
         if ts.kind == "chain":  # composed from its members' keys, in order
             return content_key("transform", "chain", self.transform(name).VERSION,
                                [self.transform_key(u) for u in ts.config.chain])
-        config = _asdict(ts.config)
+        config = config_dict(ts.config)
         if ts.kind == "relearn":
             # what it trains on, by content (not where the file or corpus lives), and the
             # seed that drew the holdout and the batch order
@@ -650,7 +453,7 @@ class Run:
         comp = METRICS.get(ms.kind)
         data = self._data_of(m.metric)
         parts: list[Any] = [
-            "metric", ms.kind, "raw" if raw else "", _asdict(ms.config), comp.target,
+            "metric", ms.kind, "raw" if raw else "", config_dict(ms.config), comp.target,
             self.model_key(m.model), self.transform_key(m.transform),
             self.data_key(data) if data else None, __version__, self.device_type,
         ]
@@ -667,7 +470,7 @@ class Run:
         """What makes two runs' values of one metric comparable: kind, options, data."""
         ms = self.spec.metrics[metric]
         data = self._data_of(metric)
-        return content_key(ms.kind, _asdict(ms.config), self.data_key(data) if data else None)
+        return content_key(ms.kind, config_dict(ms.config), self.data_key(data) if data else None)
 
     def measure(self, m: Measurement) -> MetricResult:
         if m in self._results:
@@ -857,13 +660,13 @@ class Run:
     def describe_models(self) -> dict[str, Any]:
         """Every model the run touched: its source, config and content key."""
         out: dict[str, Any] = {}
-        for name, key in self._model_keys.items():
+        for name, key in self.sources.model_keys.items():
             ms = self.spec.models[name]
             out[name] = {"key": key, "source": ms.source, "builtin": ms.builtin,
                          "path": ms.path, "revision": ms.revision,
                          "resolved_revision": self.resolved_revision(name), "method": ms.method,
-                         "from": ms.from_, "config": _asdict(ms.config),
-                         "log": _without_timings(self.logs.get(name))}
+                         "from": ms.from_, "config": config_dict(ms.config),
+                         "log": _without_timings(self.sources.logs.get(name))}
         return out
 
     def describe_transforms(self) -> dict[str, Any]:
@@ -874,7 +677,7 @@ class Run:
         out: dict[str, Any] = {}
         for name, ts in self.spec.transforms.items():
             settings = getattr(self.transform(name), "settings", None)
-            out[name] = {"kind": ts.kind, "config": _asdict(ts.config),
+            out[name] = {"kind": ts.kind, "config": config_dict(ts.config),
                          "settings": self._settings(ts, settings) if callable(settings)
                          else None}
         self._descriptions = out
@@ -887,7 +690,7 @@ class Run:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            key = content_key("settings", ts.kind, _asdict(ts.config), version("transformers"),
+            key = content_key("settings", ts.kind, config_dict(ts.config), version("transformers"),
                               getattr(self.transform(ts.name), "VERSION", "0"))
         except PackageNotFoundError:
             return settings()
