@@ -48,8 +48,8 @@ def test_a_cpu_run_loads_it_on_the_cpu_with_the_same_numbers(write_spec, tiny_ch
     monkeypatch.setattr(loading, "load_causal_lm", spy)
     spec = load_spec(write_spec(spec_text(tiny_checkpoint, ", device_map: auto")))
     run = Run(spec, cache_dir=tmp_path / "cache", device="cpu", progress=False)
-    placed, _ = run._load("target", None)
-    plain, _ = run._load("retrain", None)
+    placed, _ = run.loaded.load("target", None)
+    plain, _ = run.loaded.load("retrain", None)
     # on a CPU run accelerate is told to put every layer on the CPU, not on a visible GPU
     assert seen == [{"": "cpu"}, None]
     assert {p.device.type for p in placed.parameters()} == {"cpu"}

@@ -36,5 +36,5 @@ def test_model_dtype(write_spec, bf16_checkpoint, tmp_path, dtype, expected) -> 
 
     spec = load_spec(write_spec(spec_text(bf16_checkpoint, dtype)))
     run = Run(spec, cache_dir=tmp_path / "cache", device="cpu", progress=False)
-    model, _ = run._load("target", None)
+    model, _ = run.loaded.load("target", None)
     assert {p.dtype for p in model.parameters()} == {expected}

@@ -80,7 +80,8 @@ def test_chain_keys_compose_from_members(tiny_checkpoint, tmp_path):
     keys = [r.transform_key("ch") for r in (a, b, c)]
     assert len(set(keys)) == 3  # a member's options and the order both count
     assert a.transform_key("ch") != a.transform_key("pr")
-    assert a.members("ch") == ["pr", "rtn4"] and d.members("ch") == ["pr", "rtn4"]
+    assert a.transforms.members("ch") == ["pr", "rtn4"]
+    assert d.transforms.members("ch") == ["pr", "rtn4"]
 
 
 @pytest.mark.slow
@@ -89,21 +90,21 @@ def test_chain_applies_members_in_order(tiny_checkpoint, tmp_path):
     from unlearnspec.transforms.base import TransformContext
 
     run = _run(tmp_path, tiny_checkpoint, "ch: {chain: [pr, rtn4]}")
-    chained, tok = run._load("subject", "ch")
+    chained, tok = run.loaded.load("subject", "ch")
     by_hand, _ = load_causal_lm(tmp_path / "ckpt")
     ctx = TransformContext(checkpoint=tmp_path / "ckpt", tokenizer=tok)
     for member in ("pr", "rtn4"):
         by_hand = run.transform(member).apply(by_hand, ctx)
     got, want = dict(chained.named_parameters()), dict(by_hand.named_parameters())
     assert all(torch.equal(got[n], want[n]) for n in want)
-    assert run._coverage[("subject", "ch")].decoder_share == 1.0
+    assert run.loaded.coverage[("subject", "ch")].decoder_share == 1.0
 
 
 @pytest.mark.slow
 def test_a_failing_member_is_named(tiny_checkpoint, tmp_path):
     run = _run(tmp_path, tiny_checkpoint, "ch: {chain: [pr, gq]}")
     with pytest.raises(RunError) as info:
-        run._load("subject", "ch")
+        run.loaded.load("subject", "ch")
     msg = str(info.value)
     assert "transform 'ch' (chain) failed at its member 'gq' (gptq" in msg
     assert "on model 'subject'" in msg

@@ -166,7 +166,7 @@ def test_relearned_model_is_a_cached_deterministic_artifact(micro_ckpt, tmp_path
     assert file_digest(fresh.relearned_path("subject", ["rel"]) / "model.safetensors") == digest
     # a chain starting with it reuses the artifact instead of training again
     chained = _run(tmp_path, micro_ckpt)
-    chained._load("subject", "rel_rtn4")
+    chained.loaded.load("subject", "rel_rtn4")
     assert chained.stats["relearned"] == 0 and chained.stats["transformed"] == 1
     # keys follow what changes the numbers
     keys = {_run(tmp_path, micro_ckpt, steps=s, seed=sd).transform_key("rel")
@@ -207,7 +207,7 @@ def test_every_metric_of_a_relearning_claim_leaves_the_holdout_out(micro_ckpt, t
     from unlearnspec.engine.measurement import Measurement
 
     with pytest.raises(RunError, match="'probe' \\(rwku\\) reads its data files itself"):
-        run._metric_corpus(Measurement("probe", "subject", "rel", ("rel",)), "world")
+        run.measurer.metric_corpus(Measurement("probe", "subject", "rel", ("rel",)), "world")
 
 
 @pytest.mark.slow

@@ -70,7 +70,7 @@ class Bootstrap:
             ref_reps, ref_point = float(auc_ref), float(auc_ref)
         else:
             ref_m = Measurement(m.metric, ms.config.reference, exclude=m.exclude)
-            ref_raw = run._raw(ref_m)
+            ref_raw = run.measurer.raw(ref_m)
             ref_reps = self._replicates("auc", ref_m, ref_raw, space, ref_raw.value)
             ref_point = ref_raw.value
         import numpy as np
@@ -85,12 +85,12 @@ class Bootstrap:
     def _mean_space(self, m: "Measurement") -> str:
         # without a relearning holdout the samples are another set (fewer of them)
         return content_key("samples", self.run.metric_identity(m.metric),
-                           *([self.run._exclusion_key(m.exclude)] if m.exclude else []))
+                           *([self.run.transforms.exclusion_key(m.exclude)] if m.exclude else []))
 
     def _documents_space(self, m: "Measurement") -> str:
-        data = self.run._data_of(m.metric)
+        data = self.run.measurer.metric_data(m.metric)
         return content_key("documents", self.run.data_key(data) if data else None,
-                           *([self.run._exclusion_key(m.exclude)] if m.exclude else []))
+                           *([self.run.transforms.exclusion_key(m.exclude)] if m.exclude else []))
 
     def _replicates(self, stat: str, m: "Measurement", result: Any, space: str,
                     point: Any) -> Any:

@@ -34,7 +34,7 @@ _MEASUREMENT = {
         "metric": {"type": "string"}, "kind": {"type": "string"},
         "model": {"type": "string"}, "transform": {"type": "string"},
         "key": {"type": "string"}, "result": _RESULT,
-        # what makes two runs' values comparable (kind, options, data): see engine/run.py
+        # what makes two runs' values comparable (kind, options, data): see engine/measuring.py
         "identity": {"type": "string"},
         # relearning transforms (data: forget_holdout) whose held-out QA pairs were left out
         "without_holdout_of": {"type": "array", "items": {"type": "string"}},

@@ -1,7 +1,7 @@
 """`{chain: [a, b, ...]}`: transforms applied in order, one name in a claim.
 
-The engine applies a chain member by member (`Run._load`): relearning members first (each a
-cached checkpoint trained from the previous one), then the rest on the loaded model, each
+The engine applies a chain member by member (engine/loaded.py): relearning members first
+(each a cached checkpoint trained from the previous one), then the rest on the loaded model, each
 with its own calibration and its own coverage check, and an error names the member that
 failed. A chain's cache key is composed from its members' keys, in order, so it changes
 whenever a member's would. `apply` here does the same in memory, for callers without an
