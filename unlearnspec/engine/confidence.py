@@ -23,13 +23,13 @@ from .cache import content_key
 from .measurement import Measurement
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .claim_run import ClaimRun
 
 
 class Bootstrap:
     """Resample indices per sample space, drawn once per run (seeded by the spec's seed)."""
 
-    def __init__(self, run: "Run") -> None:
+    def __init__(self, run: "ClaimRun") -> None:
         self.run = run
         self.replicates = run.spec.settings.bootstrap_samples
         self._indices: dict[str, tuple[tuple[int, ...], list[Any]]] = {}
@@ -115,7 +115,7 @@ class Bootstrap:
         return resample.replicates_of(stat, result.per_sample, sizes, idx)
 
 
-def with_interval(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str,
+def with_interval(run: "ClaimRun", boot: Bootstrap, claim: ClaimSpec, subject: str,
                   verdict: Verdict, term: Any = None) -> Verdict:
     """`verdict` decided on the claim's confidence interval instead of its point estimate.
     `term` gives a reference's replicates (default: `boot.term`; over seeds: their mean)."""
@@ -144,7 +144,7 @@ def with_interval(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str,
     return replace(verdict, interval=interval, decided=outcome, passed=outcome == "pass")
 
 
-def _spaces_of(run: "Run", boot: Bootstrap, claim: ClaimSpec, subject: str
+def _spaces_of(run: "ClaimRun", boot: Bootstrap, claim: ClaimSpec, subject: str
                ) -> dict[str, int]:
     """The sample spaces the claim's terms were resampled over, each with how many distinct
     measurements shared its resamples (for the explanation)."""

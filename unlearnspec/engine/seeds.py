@@ -18,10 +18,10 @@ from ..spec.evaluate import OUTCOME_ORDER, Verdict, evaluate_claim
 from ..spec.tree import ClaimSpec, MetricRef, map_refs, seed_model_name
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .claim_run import ClaimRun
 
 
-def seeded(run: "Run", model: str | None) -> bool:
+def seeded(run: "ClaimRun", model: str | None) -> bool:
     ms = run.spec.models.get(model) if model else None
     return bool(ms is not None and ms.seeds)
 
@@ -30,7 +30,7 @@ def _substitute(expr: Any, names: Callable[[str], str]) -> Any:
     return map_refs(expr, lambda r: replace(r, model=names(r.model)) if r.model else r)
 
 
-def seed_views(run: "Run", claim: ClaimSpec, subject: str) -> list[tuple[int, str, ClaimSpec]]:
+def seed_views(run: "ClaimRun", claim: ClaimSpec, subject: str) -> list[tuple[int, str, ClaimSpec]]:
     """(seed, that seed's subject model, the claim with every seeded model it names taking
     that seed) for each of the subject's seeds."""
     out = []
@@ -43,7 +43,7 @@ def seed_views(run: "Run", claim: ClaimSpec, subject: str) -> list[tuple[int, st
     return out
 
 
-def evaluate_seeded(run: "Run", claim: ClaimSpec, subject: str) -> Verdict:
+def evaluate_seeded(run: "ClaimRun", claim: ClaimSpec, subject: str) -> Verdict:
     views = seed_views(run, claim, subject)
     per_seed = tuple((seed, run.evaluate_one(view, child)) for seed, child, view in views)
     if claim.aggregate == "every":
@@ -83,7 +83,7 @@ def evaluate_seeded(run: "Run", claim: ClaimSpec, subject: str) -> Verdict:
     return replace(verdict, per_seed=per_seed, aggregate=claim.aggregate)
 
 
-def expand(run: "Run", claim: ClaimSpec, subject: str) -> list[tuple[ClaimSpec, str]]:
+def expand(run: "ClaimRun", claim: ClaimSpec, subject: str) -> list[tuple[ClaimSpec, str]]:
     """The (claim, subject) pairs a claim item really evaluates: one per seed for a seeded
     subject, itself otherwise."""
     if not seeded(run, subject):
