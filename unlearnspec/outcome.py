@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import UnlearnSpecError
 
 if TYPE_CHECKING:
-    from .engine.run import Measurement, Run
+    from .engine.measurement import Measurement
+    from .engine.run import Run
     from .spec.evaluate import Verdict
     from .spec.tree import ClaimSpec, MetricRef
 
