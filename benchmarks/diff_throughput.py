@@ -9,8 +9,11 @@ its wall time and its own peak RSS (VmHWM; tracemalloc would not see torch stora
 - `diff`: `diff_checkpoints(target, subject, TRANSFORMS, threads=N)`, with one thread and with
   `--threads` (default: every CPU this process may use).
 
-Prints GB/s for each and the ratios diff / read, measured in this one run; deletes the files.
-The read is single-threaded: it is the disk / page-cache floor, not a compute baseline.
+Prints GB/s for each and the ratios diff / read, measured in this one run, by wall time and
+by CPU time (user + system, all threads: on a shared machine the CPU time varies less with
+the neighbours' load than the wall time does; with N threads it is the total work, not the
+latency); deletes the files. The read is single-threaded: it is the disk / page-cache floor,
+not a compute baseline.
 
     OMP_NUM_THREADS=1 python benchmarks/diff_throughput.py --gb 2 --transforms rtn4 rtn8
 """
@@ -79,7 +82,7 @@ mode, target, subject = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 threads, transforms = int(sys.argv[4]), sys.argv[5:]
 import torch
 from unlearnspec.diff import diff_checkpoints
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 out = {}
 if mode == "read":
     buf = bytearray(16 << 20)
@@ -94,6 +97,7 @@ elif mode == "diff":
     r = diff_checkpoints(target, subject, transforms, threads=threads)
     out["overall"] = {k: v.__dict__ for k, v in r.overall().items()}
 out["seconds"] = time.perf_counter() - t0
+out["cpu_seconds"] = time.process_time() - c0  # all threads, user + system
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child would report the
 # generating parent's peak; VmHWM belongs to the new address space
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
@@ -151,7 +155,8 @@ def main() -> None:
                   f"{diff['maxrss_mb']:.0f} MiB (+{diff['maxrss_mb'] - base_r['maxrss_mb']:.0f} "
                   f"MiB over baseline; one tensor in fp32 is {largest:.0f} MiB, both "
                   f"checkpoints {size / 2**20:.0f} MiB)")
-            print(f"ratio diff / read, {n} thread(s): {diff['seconds'] / read['seconds']:.1f}×")
+            print(f"ratio diff / read, {n} thread(s): {diff['seconds'] / read['seconds']:.1f}× "
+                  f"wall, {diff['cpu_seconds'] / read['cpu_seconds']:.1f}× CPU time")
         for k, v in runs[threads]["overall"].items():
             print(f"  {k}: flips {v['flip_rate']:.4f}  γ {v['gamma']:.3f}  "
                   f"‖δ‖/‖w‖ {v['relative_update']:.2e}")
