@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import UnlearnSpecError
+from .outcome import EXIT_INCONCLUSIVE, INCONCLUSIVE_POLICIES
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine.measurement import Measurement
     from .engine.run import Run
-    from .outcome import claim_measurements, claim_outcome, format_work
+    from .outcome import claim_measurements, claim_outcome, exit_code, format_work
     from .report.status import STATUSES
     from .report.terminal import render_matrix
     from .spec import load_spec
@@ -69,11 +70,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"computed: {format_work(run.stats)}")
     run.close()
     # the same policy as the plugin's --unlearn-inconclusive (docs/report.md)
-    undecided = statuses.count("inconclusive")
-    if statuses.count("fail") + statuses.count("error") or \
-            (undecided and args.inconclusive == "fail"):
-        return 1
-    return 6 if undecided and args.inconclusive == "distinct" else 0
+    return exit_code(statuses, args.inconclusive)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -149,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", default=".unlearnspec")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto")
     r.add_argument("-q", "--quiet", action="store_true")
-    r.add_argument("--inconclusive", choices=("fail", "pass", "distinct"), default="fail",
+    r.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="fail",
                    help="what an inconclusive claim does to the exit code: fail (1), pass "
-                        "(0), distinct (6 when nothing else failed)")
+                        f"(0), distinct ({EXIT_INCONCLUSIVE} when nothing else failed)")
     r.set_defaults(func=_cmd_run)
     rp = sub.add_parser("report", help="HTML / Markdown / merged JSON from run reports "
                         "(several CI shards are merged first)")

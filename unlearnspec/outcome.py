@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 Status = Literal["pass", "fail", "inconclusive", "error", "xfail", "xpass"]
 # the work a session reports, in the order of the "computed" line
 WORK = ("trained", "unlearned", "relearned", "transformed", "measured")
+# what an inconclusive claim does to the run (docs/report.md, "Inconclusive claims and CI")
+INCONCLUSIVE_POLICIES = ("fail", "pass", "distinct")
+EXIT_INCONCLUSIVE = 6  # `distinct`: the only claims that did not pass are inconclusive
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,16 @@ def verdict_record(verdict: "Verdict", explanation: str) -> dict[str, Any]:
             "seeds": [{"seed": seed, "outcome": v.outcome, "lhs": v.lhs,
                        "rhs": v.rhs, "margin": v.margin, "interval": _interval(v)}
                       for seed, v in verdict.per_seed] or None}
+
+
+def exit_code(statuses: list[str], policy: str) -> int:
+    """The exit status of a run whose claims came to `statuses` under the inconclusive
+    `policy`: 1 when a claim failed or could not be decided (or an inconclusive one under
+    `fail`), EXIT_INCONCLUSIVE when only inconclusive ones did not pass under `distinct`."""
+    undecided = statuses.count("inconclusive")
+    if statuses.count("fail") + statuses.count("error") or (undecided and policy == "fail"):
+        return 1
+    return EXIT_INCONCLUSIVE if undecided and policy == "distinct" else 0
 
 
 def format_work(counts: dict[str, int]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from .outcome import EXIT_INCONCLUSIVE, INCONCLUSIVE_POLICIES
 from .pytest_items import STATE, ClaimItem, PluginState, SpecFile
 from .workers import parse_shard, shard_of, share_cpu_threads, worker_device
 
@@ -31,9 +32,6 @@ OPT_BASELINE = "--unlearn-baseline"
 OPT_SAVE_BASELINE = "--unlearn-save-baseline"
 OPT_SHARD = "--unlearn-shard"
 OPT_INCONCLUSIVE = "--unlearn-inconclusive"
-# what an inconclusive claim does to the run (docs/report.md, "Inconclusive claims and CI")
-INCONCLUSIVE_POLICIES = ("fail", "pass", "distinct")
-EXIT_INCONCLUSIVE = 6  # `distinct`: the only claims that did not pass are inconclusive
 SPEC_SUFFIX = ".unlearn.yaml"
 WORKER_CACHE_KEY = "unlearnspec_cache_dir"  # xdist: the controller's cache dir, in workerinput
 

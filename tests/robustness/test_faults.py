@@ -226,13 +226,13 @@ def test_two_sessions_on_one_cache_compute_each_artifact_once(
     for out, _ in outs:
         line = next(l for l in out.splitlines() if l.startswith("computed:"))
         together.update({k: int(v) for k, v in re.findall(r"(\w+) (\d+)", line)})
-    # between them, exactly what one session alone computes: nothing twice
+    # between them, exactly what one session alone computes: nothing twice (the fp value
+    # beside each transformed term included: the CLI explains a claim as pytest does)
     assert together == {"trained": 0, "unlearned": 1, "relearned": 0, "transformed": 1,
-                        "measured": 5}
+                        "measured": 7}
     assert len(list((folder / "cache" / "models").iterdir())) == 1
     report = pytest_run(folder)
-    # pytest also shows the fp values beside each transformed term: only those are new
-    assert report["summary"]["work"] == {"measured": 2}
+    assert report["summary"]["work"] == {}  # pytest finds every number in the cache
     assert numbers(report) == clean
     no_debris(folder / "cache")
 
