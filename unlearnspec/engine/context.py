@@ -26,9 +26,9 @@ class RunContext:
     @property
     def device(self) -> str:
         if self._device == "auto":
-            import torch
+            from ..lazy import cuda_available
 
-            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+            self._device = "cuda" if cuda_available() else "cpu"
         return self._device
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,13 +29,9 @@ def _device_map(strategy: str, device: str) -> Any:
 
 def free_memory() -> None:
     gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
+    torch = sys.modules.get("torch")  # never imported: no CUDA cache to free
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class LoadedModels:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, NamedTuple
 
-import torch
+from ..lazy import torch
 
 from .roles import WeightInfo
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Iterator
 
-import torch
+from ..lazy import no_grad, torch
 
 from ..errors import MissingExtraError, RunError
 from .base import Quantized, Readback, Transform, TransformContext
@@ -150,7 +150,7 @@ class BnbTransform(Transform):
         tensor (roles give those role `head`), nor anything outside the decoder blocks."""
         return info.decoder and (info.exact_linear or info.layout == "conv1d")
 
-    @torch.no_grad()
+    @no_grad
     def quantize_tensor(self, info: WeightInfo, w: torch.Tensor) -> Quantized | None:
         if not self.selects(info):
             return None

@@ -14,7 +14,7 @@ import os
 import tempfile
 from typing import Any, Iterator
 
-import torch
+from ..lazy import no_grad, torch
 
 from ..errors import MissingExtraError, RunError
 from .base import Readback, Transform, TransformContext
@@ -157,7 +157,7 @@ def _no_compile(model: Any) -> None:
         mod.__dict__.pop("dequantize_weight", None)
 
 
-@torch.no_grad()
+@no_grad
 def dequantize_module(mod: Any) -> torch.Tensor | None:
     """The [out, in] float32 weight of a GPTQModel quantized linear, None for other modules."""
     if not hasattr(mod, "qweight") or not hasattr(mod, "scales"):

@@ -24,7 +24,7 @@ import copy
 import hashlib
 from typing import Any, Iterator, Mapping, Sequence
 
-import torch
+from ..lazy import no_grad, torch
 
 from ..errors import RunError
 from ..metrics.result import MetricResult
@@ -98,7 +98,7 @@ class NoiseTransform(Transform):
                 f"this model under '{self.config.matched_to}' itself, or match the noise to a "
                 f"quantizer whose grid it does not lie on.")
 
-    @torch.no_grad()
+    @no_grad
     def quantizer_errors(self, model: Any, ctx: TransformContext) -> dict[str, float]:
         """‖Q(w) − w‖ per weight the quantizer selects (name -> norm), on this model."""
         q = self._quantizer()
@@ -120,7 +120,7 @@ class NoiseTransform(Transform):
         del qmodel
         return out
 
-    @torch.no_grad()
+    @no_grad
     def apply(self, model: Any, ctx: TransformContext) -> Any:
         c = self.config
         self.errors = self.quantizer_errors(model, ctx)

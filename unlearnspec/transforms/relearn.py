@@ -14,14 +14,13 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import RunError
 from ..registry import Component
-from ..unlearn.losses import gdr_loss
-from ..unlearn.methods import Loss, Method
+from ..unlearn.methods import Loss, Method, builtin_loss
 from ..unlearn.registry import UnlearnConfig
 from .base import Readback, Transform, TransformContext
 
 # the loop's method: fine-tuning (the "forget" loss it minimises is the cross-entropy of
 # the texts, gdr_loss = mean next-token NLL)
-RELEARN = Method("relearn", Loss("nll", gdr_loss), version="1")
+RELEARN = Method("relearn", Loss("nll", builtin_loss("gdr_loss")), version="1")
 RELEARN_METHOD = Component("relearn", UnlearnConfig, "unlearnspec.transforms.relearn:RELEARN",
                            "fine-tuning, as a relearning attack")
 

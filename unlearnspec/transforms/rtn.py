@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+from ..lazy import no_grad, torch
 
 from ..errors import RunError
 from .base import InPlaceTransform, Quantized, TransformContext
@@ -124,7 +124,7 @@ def _zero_point_values(g: torch.Tensor, bits: int, out: torch.Tensor | None = No
     return torch.div(g, scale, out=out).round_().add_(0.0).mul_(scale)
 
 
-@torch.no_grad()
+@no_grad
 def rtn_codes(
     w: torch.Tensor,
     bits: int = 4,
@@ -161,7 +161,7 @@ def rtn_codes(
     return RtnCodes(codes, scale, zero)
 
 
-@torch.no_grad()
+@no_grad
 def rtn_quantize(
     w: torch.Tensor,
     bits: int = 4,
@@ -181,7 +181,7 @@ def rtn_quantize(
     return c.dequantize_().reshape(w.shape).to(w.dtype)
 
 
-@torch.no_grad()
+@no_grad
 def rtn_quantize_(
     w: torch.Tensor,
     bits: int = 4,
@@ -270,7 +270,7 @@ class RtnTransform(InPlaceTransform):
         values, codes = self._quantize(info, w)
         return Quantized(values=values.contiguous(), codes=codes.contiguous())
 
-    @torch.no_grad()
+    @no_grad
     def apply(self, model: Any, ctx: TransformContext) -> Any:
         c = self.config
         for info, p in iter_parameters(model):  # a tied head is listed once
