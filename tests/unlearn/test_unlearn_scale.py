@@ -142,3 +142,27 @@ def test_new_options_at_their_defaults_keep_the_cache_key():
     assert plain == {k: v for k, v in _asdict(UnlearnConfig()).items() if k in plain}
     assert _unlearn_key_config(UnlearnConfig(optimizer="adamw_8bit"))["optimizer"] == \
         "adamw_8bit"
+
+
+@pytest.mark.parametrize("name, options", [
+    ("npo_klr", {"weight_decay": 0.01, "lr_schedule": "linear"}),
+    ("ga_gdr", {"sure": {"percentile": 90}}),
+])
+def test_multi_tensor_adamw_trains_the_weights_the_per_parameter_loop_trains(
+        unlearn, monkeypatch, name, options):
+    """The loop's AdamW runs torch's foreach (multi-tensor) update on CPU too; it must stay
+    bit-identical to the per-parameter loop it replaced, or unlearned models' cache keys
+    would have to change."""
+    from unlearnspec.unlearn import loop
+
+    fast_out, fast_log = unlearn(name, max_steps=4, **options)
+
+    def per_parameter(params, config):
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                 foreach=False)
+
+    monkeypatch.setattr(loop, "build_optimizer", per_parameter)
+    slow_out, slow_log = unlearn(name, max_steps=4, **options)
+    fast, slow = weights(fast_out), weights(slow_out)
+    assert all(torch.equal(fast[k], slow[k]) for k in fast)
+    assert fast_log["losses"] == slow_log["losses"]
