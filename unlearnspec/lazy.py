@@ -1,7 +1,7 @@
-"""torch imported on first use (or not at all), for the modules a fully cached run imports only to read a
-version: the engine's cache keys load each unlearning method and transform for its `VERSION`
-(and a transform's `uses`), and a warm main job that imported torch for that spent most of
-its time (3.2 s of 5.4 s, measured with -X importtime) on the import.
+"""torch imported on first use (or not at all), for the modules a fully cached run imports
+only to read a version: the engine's cache keys load each unlearning method and transform
+for its `VERSION` (and a transform's `uses`), and a warm main job that imported torch for
+that spent most of its time (3.2 s of 5.4 s, measured with -X importtime) on the import.
 
 `from ..lazy import torch` gives a stand-in whose first attribute access imports torch;
 `@no_grad` is `@torch.no_grad()` without touching torch at definition time.

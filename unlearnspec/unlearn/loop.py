@@ -18,8 +18,8 @@ from .registry import UnlearnConfig
 
 
 def train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | None]],
-           config: UnlearnConfig, steps: int, dev: torch.device, autocast: Any,
-           progress: bool, name: str, accelerator: Any = None) -> list[dict[str, float]]:
+          config: UnlearnConfig, steps: int, dev: torch.device, autocast: Any,
+          progress: bool, name: str, accelerator: Any = None) -> list[dict[str, float]]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config)
     if accelerator is not None:
@@ -41,7 +41,7 @@ def train(model: Any, impl: Any, ref: Any, pairs: Iterator[tuple[Batch, Batch | 
 
 
 def end_step(name: str, step: int, forget: float, retain: float, config: UnlearnConfig,
-          optimizer: Any, scheduler: Any) -> dict[str, float]:
+             optimizer: Any, scheduler: Any) -> dict[str, float]:
     """The end of one optimizer step, on one process or several: refuse a diverged loss,
     step, and the step's log entry."""
     total = forget + config.alpha * retain

@@ -63,8 +63,8 @@ def enable_checkpointing(model: Any, name: str) -> None:
 
 
 def memory_check(model: Any, impl: Any, config: UnlearnConfig, forget: Chunks,
-                  retain: Chunks | None, dev: torch.device, bf16: bool, name: str,
-                  progress: bool, allowed: set[str] | None) -> Any:
+                 retain: Chunks | None, dev: torch.device, bf16: bool, name: str,
+                 progress: bool, allowed: set[str] | None) -> Any:
     """Estimate the run's memory, print it (with progress on), refuse when it cannot fit."""
     import sys
 

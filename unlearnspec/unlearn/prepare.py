@@ -36,7 +36,7 @@ def load_method(method: Component) -> Any:
 
 
 def check_inputs(method: Component, config: Any, forget: list[str], retain: list[str],
-                  impl: Any, base: Path, out: Path, device: str) -> None:
+                 impl: Any, base: Path, out: Path, device: str) -> None:
     if not isinstance(config, UnlearnConfig):
         raise RunError(f"unlearning method '{method.name}' got a {type(config).__name__} "
                        f"config; run_unlearning needs an UnlearnConfig (or a subclass).")
@@ -60,7 +60,7 @@ def check_inputs(method: Component, config: Any, forget: list[str], retain: list
 
 
 def document_chunks(texts: TrainingTexts, tokenizer: Any, config: UnlearnConfig, split: str,
-            name: str) -> Chunks:
+                    name: str) -> Chunks:
     max_length = max_length_of(config, texts)
     if texts.packing == "windows":
         bos = getattr(tokenizer, "bos_token_id", None)
@@ -78,7 +78,7 @@ def document_chunks(texts: TrainingTexts, tokenizer: Any, config: UnlearnConfig,
 
 
 def pair_chunks(pairs: list[tuple[str, str]], tokenizer: Any, config: UnlearnConfig,
-           name: str) -> Chunks:
+                name: str) -> Chunks:
     """(prompt, completion) forget examples (RT's question + refusal)."""
     unk = getattr(tokenizer, "unk_token_id", None)
     for _, completion in pairs[:1]:
@@ -126,8 +126,8 @@ def allowed_parameters(model: Any, impl: Any, config: UnlearnConfig) -> set[str]
 
 
 def sure_saliency(model: Any, impl: Any, ref: Any, forget: Chunks, config: UnlearnConfig,
-              pad: int, dev: torch.device, autocast: Any,
-              allowed: set[str] | None = None) -> sure_mod.Saliency:
+                  pad: int, dev: torch.device, autocast: Any,
+                  allowed: set[str] | None = None) -> sure_mod.Saliency:
     modules = sure_mod.candidate_modules(model, config.sure)
     if allowed is not None:  # SURE ranks only modules the method itself would train
         names = {id(p): n for n, p in model.named_parameters()}

@@ -78,7 +78,8 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
     check_optimizer(config, dev, name)
     model, tokenizer = load_causal_lm(base, device=str(dev))
     forget_chunks = pair_chunks(impl.examples(forget.texts, config), tokenizer, config, name) \
-        if hasattr(impl, "examples") else document_chunks(forget, tokenizer, config, "forget", name)
+        if hasattr(impl, "examples") \
+        else document_chunks(forget, tokenizer, config, "forget", name)
     retain_chunks = document_chunks(retain, tokenizer, config, "retain", name) \
         if impl.uses_retain else None
     ref = frozen_reference(model, impl, autocast is not None)
@@ -89,12 +90,12 @@ def _unlearn(name: str, impl: Any, config: UnlearnConfig, base: Path, forget: li
         impl = impl.start(model, ref, config, seed)
     allowed = allowed_parameters(model, impl, config)
     memory = memory_check(model, impl, config, forget_chunks, retain_chunks, dev,
-                           autocast is not None, name, progress, allowed)
+                          autocast is not None, name, progress, allowed)
 
     saliency = None
     if config.sure is not None:
-        saliency = sure_saliency(model, impl, ref, forget_chunks, config, pad, dev, autocast,
-                             allowed)
+        saliency = sure_saliency(model, impl, ref, forget_chunks, config, pad, dev,
+                                 autocast, allowed)
     else:
         model.requires_grad_(True)
     if allowed is not None:
