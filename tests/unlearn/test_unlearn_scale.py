@@ -131,7 +131,8 @@ def test_a_budget_that_is_not_a_size_is_an_error():
 
 
 def test_new_options_at_their_defaults_keep_the_cache_key():
-    from unlearnspec.engine.run import _asdict, _unlearn_key_config
+    from unlearnspec.engine.context import config_dict
+    from unlearnspec.engine.sources import _unlearn_key_config
     from unlearnspec.unlearn import UnlearnConfig
 
     plain = _unlearn_key_config(UnlearnConfig())
@@ -139,7 +140,7 @@ def test_new_options_at_their_defaults_keep_the_cache_key():
     assert "fsdp" not in plain and "processes" not in plain
     assert _unlearn_key_config(UnlearnConfig(processes=2, grad_accum=2, fsdp="full_shard"))[
         "fsdp"] == "full_shard"
-    assert plain == {k: v for k, v in _asdict(UnlearnConfig()).items() if k in plain}
+    assert plain == {k: v for k, v in config_dict(UnlearnConfig()).items() if k in plain}
     assert _unlearn_key_config(UnlearnConfig(optimizer="adamw_8bit"))["optimizer"] == \
         "adamw_8bit"
 
