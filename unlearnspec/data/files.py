@@ -194,3 +194,17 @@ def read_texts(path: str | Path, field: str = "text") -> list[str]:
     if not texts:
         raise RunError(f"{path} holds no documents")
     return texts
+
+
+def split_files(root: Path, subset: str, split: str) -> list[Path]:
+    """The files holding one split of a hub dataset's subset (`SUBSET/SPLIT-*.parquet`, or
+    `.parquet`/`.jsonl`/`.json`); a sharded split (`SPLIT-00000-of-00002.parquet`, ...) gives
+    all its shards in order, and a `root` that is a file is that file. [] when none is there."""
+    if root.is_file():
+        return [root]
+    for pattern in (f"{split}-*.parquet", f"{split}.parquet", f"{split}-*.jsonl",
+                    f"{split}.jsonl", f"{split}.json"):
+        found = sorted((root / subset).glob(pattern))
+        if found:
+            return found
+    return []

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import MissingExtraError, RunError
-from .files import build_dir_once, read_records, tree_digest
+from .files import build_dir_once, read_records, split_files, tree_digest
 from .muse import Corpus
 
 # subset -> (split on the hub, file in MUSE's layout, fields kept; () = plain text)
@@ -32,22 +32,11 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _split_files(snapshot: Path, subset: str, split: str) -> list[Path]:
-    """The files holding one split; a sharded split (`SPLIT-00000-of-00002.parquet`, ...)
-    gives all its shards in order."""
-    for pattern in (f"{split}-*.parquet", f"{split}.parquet", f"{split}-*.jsonl",
-                    f"{split}.jsonl", f"{split}.json"):
-        found = sorted((snapshot / subset).glob(pattern))
-        if found:
-            return found
-    return []
-
-
 def _convert(snapshot: Path, out: Path) -> list[str]:
     written = []
     for subset, splits in LAYOUT.items():
         for split, target, fields in splits:
-            files = _split_files(snapshot, subset, split)
+            files = split_files(snapshot, subset, split)
             if not files:
                 continue
             rows = [r for f in files for r in read_records(f)]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
-from .files import build_dir_once, read_records, tree_digest
+from .files import build_dir_once, read_records, split_files, tree_digest
 
 PROBE_FILES = ("forget_level1", "forget_level2", "forget_level3", "neighbor_level1",
                "neighbor_level2")
@@ -95,15 +95,13 @@ def corpus_from_rwku(target_dir: str | Path, cache_dir: str | Path) -> Path:
 
 def corpus_from_rwku_snapshot(snapshot: str | Path, target: str, cache_dir: str | Path) -> Path:
     """A hub-layout RWKU copy, cut to rows whose `subject` is `target`, as a corpus dir."""
-    from .hub_datasets import _split_files  # hub imports this module lazily; the same split rule
-
     snapshot = Path(snapshot)
     with tempfile.TemporaryDirectory(prefix="unlearnspec-rwku-") as tmp:
         tdir = Path(tmp) / "target"
         tdir.mkdir()
         subjects: set[str] = set()
         for subset, (split, name) in HUB_SUBSETS.items():
-            files = _split_files(snapshot, subset, split)
+            files = split_files(snapshot, subset, split)
             rows = [r for f in files for r in read_records(f)]
             subjects |= {r.get("subject") for r in rows if isinstance(r, dict)}
             keep = [r for r in rows if isinstance(r, dict) and r.get("subject") == target]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from ..data.files import read_records
+from ..data.files import read_records, split_files
 from ..errors import RunError
 from ..registry import check
 from .registry import metric
@@ -86,22 +86,9 @@ def _question(rec: Any, where: Path, i: int) -> Question:
                        f"(question, choices, answer): {type(exc).__name__}: {exc}") from exc
 
 
-def split_file(root: Path, subset: str, split: str) -> list[Path]:
-    """The files of one subset's split in a hub-layout copy (`SUBSET/SPLIT-*.parquet`, or
-    `.json`/`.jsonl`), or `root` itself when it is a file."""
-    if root.is_file():
-        return [root]
-    for pattern in (f"{split}-*.parquet", f"{split}.parquet", f"{split}-*.jsonl",
-                    f"{split}.jsonl", f"{split}.json"):
-        found = sorted((root / subset).glob(pattern))
-        if found:
-            return found
-    return []
-
-
 def read_questions(root: str | Path, subset: str, split: str = "test") -> list[Question]:
     root = Path(root)
-    files = split_file(root, subset, split)
+    files = split_files(root, subset, split)
     if not files:
         raise RunError(f"{root} has no {split} split for '{subset}': expected "
                        f"{root / subset}/{split}-*.parquet (the hub's layout) or a file path")
