@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unlearnspec.bench.corpus import corpus_files
-from unlearnspec.bench.memorise import knowmem_prompt
+from unlearnspec.metrics.knowmem import qa_prompt
 from unlearnspec.bench.tokenizer import build_tokenizer
 from unlearnspec.bench.world import make_world
 
@@ -34,7 +34,7 @@ def test_every_world_text_and_prompt_round_trips(tok) -> None:
     texts = list(WORLD.all_texts())
     for split in ("forget", "retain"):
         icl = files[f"knowmem/{split}_qa_icl.json"]
-        texts += [knowmem_prompt(p["question"], icl) for p in files[f"knowmem/{split}_qa.json"]]
+        texts += [qa_prompt(p["question"], icl) for p in files[f"knowmem/{split}_qa.json"]]
     texts += [v for r in files["verbmem/forget.json"] for v in r.values()]
     for text in texts:
         assert roundtrip(tok, text) == text

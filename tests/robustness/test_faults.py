@@ -248,7 +248,7 @@ def test_the_same_spec_twice_from_nothing_gives_identical_reports(
     bench = folder / "cache1" / "bench"
     rc, out, err = finish(cli(folder, "cache1", fault="bench-step:3"))  # training `target`
     assert rc == -signal.SIGKILL, out + err
-    assert any(bench.glob("*/.target.*"))  # killed while it trained the target
+    assert any(bench.glob("*/.tmp-target-*"))  # killed while it trained the target
     assert not list(bench.glob("*/target"))  # the half-trained model was not kept
 
     procs = [subprocess.Popen(
