@@ -134,3 +134,17 @@ def test_missing_gptqmodel_names_the_extra(tiny64, monkeypatch):
     model, tok = load_causal_lm(tiny64)
     with pytest.raises(MissingExtraError, match=r"unlearnspec\[gptq\]"):
         AwqTransform(CONFIG).apply(model, TransformContext(tiny64, tok, calibration=["a"]))
+
+
+@pytest.mark.slow
+def test_no_gptqmodel_worker_thread_outlives_the_transform(quantized):
+    """GPTQModel's device pool runs torch ops in threads of its own; while they live, every
+    later op of the process waits on OpenMP wake-ups (measured 1.8x slower on two cores), so
+    the transform ends them. The import-time stream pool's worker is not one of them."""
+    import threading
+
+    import gptqmodel
+
+    assert gptqmodel._DEVICE_THREAD_POOL is None
+    workers = sorted(t.name for t in threading.enumerate() if t.name.startswith("DPWorker-"))
+    assert workers in ([], ["DPWorker-cpu#0"])
