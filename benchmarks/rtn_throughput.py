@@ -1,7 +1,10 @@
 """RTN throughput against a plain copy of the same weights, as a ratio measured in one run.
 
 A copy is the floor for any transform that writes a new tensor, so `rtn / copy` says how much
-RTN's arithmetic costs on this machine, independent of its speed. Run:
+RTN's arithmetic costs on this machine, independent of its speed. Each variant is printed with
+the forms it replaced, measured in the same run: `whole-tensor passes` is today's code with
+one block for the whole weight (`rtn.BLOCK_ELEMENTS` raised past its size), i.e. every pass
+over all 16 MB before the next; the others are older forms spelled out below. Run:
 
     OMP_NUM_THREADS=1 python benchmarks/rtn_throughput.py [--rows 2048 --cols 2048 --reps 5]
 """
@@ -12,6 +15,7 @@ import time
 
 import torch
 
+from unlearnspec.transforms import rtn
 from unlearnspec.transforms.rtn import (_denominator, _groups, code_range, rtn_quantize,
                                         rtn_quantize_)
 
@@ -90,6 +94,17 @@ def main() -> None:
         scratch.copy_(w)  # timed separately below and subtracted
         rtn_quantize_(scratch, **kw)
 
+    blocked = rtn.BLOCK_ELEMENTS
+
+    def unblocked(fn):
+        def run():
+            rtn.BLOCK_ELEMENTS = 1 << 62
+            try:
+                fn()
+            finally:
+                rtn.BLOCK_ELEMENTS = blocked
+        return run
+
     def apply_before(**kw):
         """What RtnTransform.apply did per weight: values and int16 codes, then a copy back."""
         from unlearnspec.registry import ConfigError  # noqa: F401 - registry import order
@@ -106,12 +121,19 @@ def main() -> None:
         t_whole = timed(lambda kw=kw: whole(**kw))
         t = timed(lambda kw=kw: rtn_quantize(w, **kw))
         t_in = max(0.0, timed(lambda kw=kw: in_place(**kw)) - refill)
+        t_whole_out = timed(unblocked(lambda kw=kw: rtn_quantize(w, **kw)))
+        t_whole_in = max(0.0, timed(unblocked(lambda kw=kw: in_place(**kw))) - refill)
         t_apply = timed(lambda kw=kw: apply_before(**kw))
         print(f"{label:<34}{t * 1e3:>9.2f}{gb / t:>9.2f}{t / copy:>9.2f}")
+        print(f"{'  before: whole-tensor passes':<34}{t_whole_out * 1e3:>9.2f}"
+              f"{gb / t_whole_out:>9.2f}{t_whole_out / copy:>9.2f}")
         print(f"{'  before (zero subtracted)':<34}{t_whole * 1e3:>9.2f}{gb / t_whole:>9.2f}"
               f"{t_whole / copy:>9.2f}")
         print(f"{'  in place (rtn_quantize_)':<34}{t_in * 1e3:>9.2f}"
               f"{gb / t_in if t_in else float('inf'):>9.2f}{t_in / copy:>9.2f}")
+        print(f"{'    before: whole-tensor passes':<34}{t_whole_in * 1e3:>9.2f}"
+              f"{gb / t_whole_in if t_whole_in else float('inf'):>9.2f}"
+              f"{t_whole_in / copy:>9.2f}")
         if kw.get("zero_point"):
             t_six = max(0.0, timed(lambda kw=kw: in_place_six_passes(**kw)) - refill)
             print(f"{'  in place, six passes (before)':<34}{t_six * 1e3:>9.2f}"

@@ -1,5 +1,6 @@
 """A test of the tests: plant a bug in the quantizer (monkeypatched into
-`unlearnspec.transforms.rtn.rtn_codes`, which `rtn_quantize` and the checks call) and assert
+`unlearnspec.transforms.rtn.rtn_codes`, which the checks call for codes and scales;
+`rtn_quantize` computes its values block by block without it) and assert
 that the interval properties fail. A property suite that passes a broken RTN is no evidence."""
 from __future__ import annotations
 

@@ -88,6 +88,9 @@ class RtnCodes:
         return self.codes.mul_(self.scale)
 
 
+_TINY = 1.1754943508222875e-38  # torch.finfo(torch.float32).tiny, without importing torch
+
+
 def _zero_point_grid(g: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """(scale, zero point, whether the clamp to [0, 2^N − 1] can change a code) of a
     zero-point grid over the rows of g. The range always holds 0, so zero is exact and a
@@ -95,33 +98,97 @@ def _zero_point_grid(g: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Te
     round(w / s) + z of a row lies between those of its own min and max: when both of those
     are in range, the clamp is a pass that changes nothing and is skipped (bit-identity
     against the clamp: tests); rounding can push the max one code over (−min/s = 3.5,
-    max/s = 11.5 at 4 bits: 4 + 12 = 16), and then it runs."""
-    tiny = torch.finfo(torch.float32).tiny
+    max/s = 11.5 at 4 bits: 4 + 12 = 16), and then it runs. The [groups, 1] steps run in
+    place (the same operations as s = ((max − min) / (2^N − 1)).clamp_min(tiny),
+    z = round(−min / s), top = round(max / s) + z): a block of rows calls this once."""
     hi = 2**bits - 1
-    lo_v = g.amin(dim=1, keepdim=True).clamp_max(0)
-    hi_v = g.amax(dim=1, keepdim=True).clamp_min(0)
-    scale = ((hi_v - lo_v) / hi).clamp_min(tiny)
-    zero = torch.round(-lo_v / scale)
+    lo_v = g.amin(dim=1, keepdim=True).clamp_max_(0)
+    hi_v = g.amax(dim=1, keepdim=True).clamp_min_(0)
+    scale = torch.sub(hi_v, lo_v).div_(hi).clamp_min_(_TINY)
+    zero = lo_v.neg_().div_(scale).round_()
     # the min's code is round(lo/s) + round(−lo/s) = 0 (division and half-to-even rounding
     # are symmetric in sign), so only the max's can leave the range; NaN compares false: a
     # NaN row keeps its NaN with or without the clamp
-    top = torch.div(hi_v, scale).round_().add_(zero)
-    return scale, zero, bool((top > hi).any())
+    top = hi_v.div_(scale).round_().add_(zero)
+    return scale, zero, bool(top.gt(hi).any())
 
 
-def _zero_point_values(g: torch.Tensor, bits: int, out: torch.Tensor | None = None
-                       ) -> torch.Tensor | None:
-    """Q(g) on a zero-point grid, in four passes instead of six where that gives
-    the same bits: with no code clamped, (round(w/s) + z − z)·s is round(w/s)·s exactly
-    (integers below 2^24, N ≤ 16), except that a code round(w/s) = −0.0 comes back +0.0, which
-    adding +0.0 reproduces. Written into `out` (g itself for in place) or a new tensor; None
-    (nothing written) when a clamp is needed or N > 16."""
-    if bits > 16:
-        return None
-    scale, _zero, clamp = _zero_point_grid(g, bits)
-    if clamp:
-        return None
-    return torch.div(g, scale, out=out).round_().add_(0.0).mul_(scale)
+def _symmetric_scale(g: torch.Tensor, bits: int, grid: str) -> torch.Tensor:
+    """Δ per row of g on a symmetric grid: max|w| / d, at least the smallest positive float
+    (a group of zeros gets codes 0, never NaN). max|w| is max(max w, −min w): no |w| copy,
+    and faster than abs().amax(), torch.aminmax or vector_norm(inf) (measured on a CPU:
+    aminmax and vector_norm are 15-40x slower than the two reductions together)."""
+    absmax = torch.maximum(g.amax(dim=1, keepdim=True), g.amin(dim=1, keepdim=True).neg_())
+    return absmax.div_(_denominator(bits, grid)).clamp_min_(_TINY)
+
+
+# Weights per block of rows that `_values` quantizes at a time (2 MiB of float32): the block
+# is read from memory once and its later passes (min, divide, round, rescale) find it in
+# cache. Measured in benchmarks/rtn_throughput.py: a 2048 x 2048 weight out of place ~15%
+# faster than whole-tensor passes; 128K-weight blocks gain less (torch's ~3 µs per call on
+# ~8 calls per block) and 2M-weight blocks spill.
+BLOCK_ELEMENTS = 1 << 19
+
+
+def _values(g: torch.Tensor, out: torch.Tensor, bits: int, grid: str,
+            zero_point: bool) -> torch.Tensor:
+    """Q(g) = Δ·(code − z) written into `out` (float32 of g's shape: g itself for in place),
+    a block of rows at a time: its scales, then divide, round, (clamp,) rescale. Rows are
+    independent, so every value gets the operations it gets from `rtn_codes` +
+    `dequantize_` on the whole tensor; one scale for the tensor ([1, n]) is computed over
+    all of it first and the blocks are of columns. Passes that cannot change a number are
+    skipped (bit-identity: tests/transforms/test_rtn_fast_paths.py):
+
+    - symmetric grids: no clamp except `paper_clamped` (see `rtn_codes`), no zero subtracted;
+    - zero point, N ≤ 16, no code of the block clamped (`_zero_point_grid`): (round(w/s) +
+      z − z)·s is round(w/s)·s exactly (integers below 2^24), except that a code
+      round(w/s) = −0.0 comes back +0.0, which adding +0.0 reproduces (as a 0-dim tensor:
+      a third faster than the Python scalar, whose add goes through alpha; addcmul into a
+      zero would fuse the add into the rescale exactly but runs 9x slower on a CPU)."""
+    groups, k = g.shape
+    if groups == 1 and g.numel() > BLOCK_ELEMENTS:
+        grid_of_all = _grid(g, bits, grid, zero_point)
+        for a in range(0, k, BLOCK_ELEMENTS):
+            _quantize_block(g[:, a:a + BLOCK_ELEMENTS], out[:, a:a + BLOCK_ELEMENTS],
+                            grid_of_all, bits, grid, zero_point)
+        return out
+    step = max(1, BLOCK_ELEMENTS // k)
+    if step >= groups:
+        _quantize_block(g, out, _grid(g, bits, grid, zero_point), bits, grid, zero_point)
+        return out
+    for r in range(0, groups, step):
+        x = g[r:r + step]
+        _quantize_block(x, out[r:r + step], _grid(x, bits, grid, zero_point), bits, grid,
+                        zero_point)
+    return out
+
+
+def _grid(g: torch.Tensor, bits: int, grid: str, zero_point: bool
+          ) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """(scale, zero point or None, whether a clamp can change a code) for the rows of g."""
+    if zero_point:
+        return _zero_point_grid(g, bits)
+    return _symmetric_scale(g, bits, grid), None, grid == "paper_clamped"
+
+
+def _quantize_block(x: torch.Tensor, y: torch.Tensor,
+                    params: tuple[torch.Tensor, torch.Tensor | None, bool], bits: int,
+                    grid: str, zero_point: bool) -> None:
+    """Q(x) into y, x's rows on the grid `params` (`_grid`)."""
+    scale, zero, clamp = params
+    lo, hi = code_range(bits, grid, zero_point)
+    codes = torch.div(x, scale, out=y).round_()
+    if zero is None:
+        if clamp:
+            codes.clamp_(lo, hi)
+    elif bits <= 16 and not clamp:
+        codes.add_(torch.zeros((), dtype=codes.dtype, device=codes.device))
+    else:
+        codes.add_(zero)
+        if clamp:
+            codes.clamp_(lo, hi)
+        codes.sub_(zero)
+    codes.mul_(scale)
 
 
 @no_grad
@@ -138,7 +205,6 @@ def rtn_codes(
     writes them into `out` (float32, w.numel() elements) when given; a group of all zeros
     gets the smallest positive scale, so its codes are 0, never NaN."""
     g = _groups(w, group_size)
-    tiny = torch.finfo(torch.float32).tiny
     lo, hi = code_range(bits, grid, zero_point)
     dest = None if out is None else out.view(g.shape)
     if zero_point:
@@ -146,19 +212,15 @@ def rtn_codes(
         codes = torch.div(g, scale, out=dest).round_().add_(zero)
         if clamp:
             codes.clamp_(lo, hi)
-    else:
-        # max|w| as max(max w, -min w): no |w| copy, and faster than abs().amax() or aminmax
-        absmax = torch.maximum(g.amax(dim=1, keepdim=True), -g.amin(dim=1, keepdim=True))
-        scale = (absmax / _denominator(bits, grid)).clamp_min(tiny)
-        zero = torch.zeros_like(scale)
-        codes = torch.div(g, scale, out=dest).round_()
-        if grid == "paper_clamped":
-            # the other grids need no clamp: |w| <= m and Δ = fl(m / d) give |w / Δ| <= d(1 +
-            # 2^-23) < d + 1/2, so the rounded code is already within ±d (d <= 128); a pass
-            # that changes nothing is skipped (bit-identity against the clamp: tests)
-            codes.clamp_(lo, hi)
-        return RtnCodes(codes, scale, zero, symmetric=True)
-    return RtnCodes(codes, scale, zero)
+        return RtnCodes(codes, scale, zero)
+    scale = _symmetric_scale(g, bits, grid)
+    codes = torch.div(g, scale, out=dest).round_()
+    if grid == "paper_clamped":
+        # the other grids need no clamp: |w| <= m and Δ = fl(m / d) give |w / Δ| <= d(1 +
+        # 2^-23) < d + 1/2, so the rounded code is already within ±d (d <= 128); a pass
+        # that changes nothing is skipped (bit-identity against the clamp: tests)
+        codes.clamp_(lo, hi)
+    return RtnCodes(codes, scale, torch.zeros_like(scale), symmetric=True)
 
 
 @no_grad
@@ -173,12 +235,12 @@ def rtn_quantize(
     tensor (`0`) or per group of `group_size` consecutive inputs. Returns a new tensor of
     w's dtype and shape; at most one extra float32 copy of w is alive at a time (two when w
     is not float32: its float32 view, then the result)."""
-    if zero_point:
-        q = _zero_point_values(_groups(w, group_size), bits)
-        if q is not None:
-            return q.reshape(w.shape).to(w.dtype)
-    c = rtn_codes(w, bits, group_size, grid, zero_point)
-    return c.dequantize_().reshape(w.shape).to(w.dtype)
+    g = _groups(w, group_size)
+    # a float32 copy made by _groups (another dtype, a reshape that could not view) is ours
+    # to overwrite; a view of w gets a new tensor
+    ours = g.untyped_storage().data_ptr() != w.untyped_storage().data_ptr()
+    q = _values(g, g if ours else torch.empty_like(g), bits, grid, zero_point)
+    return q.reshape(w.shape).to(w.dtype)
 
 
 @no_grad
@@ -195,11 +257,8 @@ def rtn_quantize_(
     other dtypes) are quantized into a new tensor and copied back."""
     if w.dtype != torch.float32 or not w.is_contiguous():
         return w.copy_(rtn_quantize(w, bits, group_size, grid, zero_point))
-    if zero_point:
-        g = _groups(w, group_size)
-        if _zero_point_values(g, bits, out=g) is not None:
-            return w
-    rtn_codes(w, bits, group_size, grid, zero_point, out=w).dequantize_()
+    g = _groups(w, group_size)
+    _values(g, g, bits, grid, zero_point)
     return w
 
 
