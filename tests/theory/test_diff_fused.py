@@ -38,7 +38,7 @@ def test_fused_tally_equals_the_definition_bit_for_bit(pair, label):
     delta = s - w
     d64 = delta.reshape(-1).double()
     want = block_tally(t, info, w, s, delta)
-    got = fused_rtn_tally(t, w, s, d64, sum_double(d64, d64))
+    got = fused_rtn_tally(t, torch.stack([w, s]), d64, sum_double(d64, d64))
     assert (got.n, got.flips) == (want.n, want.flips)
     for field in ("dot", "dd", "ee"):  # == on floats: the same bits (NaN never arises here)
         assert getattr(got, field) == getattr(want, field), field

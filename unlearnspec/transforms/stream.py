@@ -142,9 +142,11 @@ class RowReader:
         row = math.prod(e.shape[1:]) if len(e.shape) > 1 else 1
         return e.start + r0 * row * size, (r1 - r0) * row * size
 
-    def rows(self, e: Entry, r0: int, r1: int, key: str | None = "rows") -> Any:
-        """Rows r0:r1 as float32, copied (converted) into this thread's scratch buffer `key`
-        (valid until the next call with that key), or into a new tensor for `key=None`."""
+    def rows(self, e: Entry, r0: int, r1: int, key: str | None = "rows", *,
+             out: Any = None) -> Any:
+        """Rows r0:r1 as float32, copied (converted) into `out` (a float32 tensor of their
+        shape) when given, else into this thread's scratch buffer `key` (valid until the next
+        call with that key), or into a new tensor for `key=None`."""
         import torch
 
         name, size = _dtype(e)
@@ -154,13 +156,14 @@ class RowReader:
             raise RunError(f"{e.file} is truncated: tensor data ends before its header says")
         shape = (r1 - r0, *e.shape[1:]) if e.shape else ()
         if length == 0:
-            return torch.empty(shape, dtype=torch.float32)
+            return torch.empty(shape, dtype=torch.float32) if out is None else out
         t = torch.frombuffer(m, dtype=getattr(torch, name), count=length // size,
                              offset=start).reshape(shape)
         # always a copy: a block never aliases the map, so dropping its pages (release) while
         # another thread still reads a neighbouring block cannot touch what it computes with
-        out = (torch.empty(shape, dtype=torch.float32) if key is None
-               else SCRATCH.get(key, t.numel(), torch.float32).view(shape))
+        if out is None:
+            out = (torch.empty(shape, dtype=torch.float32) if key is None
+                   else SCRATCH.get(key, t.numel(), torch.float32).view(shape))
         return out.copy_(t)
 
     def tensor(self, e: Entry) -> Any:

@@ -6,8 +6,9 @@ up to the code-flip rate, update retention γ and the error ratio (`Tally`).
   transform's `quantize_tensor`, compare the codes, and sum in float64 (`sum_products`: dots
   over slices of 1M values, added with `math.fsum`, so the order is fixed).
 - `fused_rtn_tally` is the same for RTN per channel / per group in one pass over the block:
-  both tensors' codes into reused per-thread buffers, flips as nonzero code differences, both
-  dequantizations in place, then Q(s) − Q(w) and Q(s) − s written over them. Every value is
+  both tensors' codes in one call over w and s stacked ([2, rows, cols], as `tally_block`
+  reads them) into a reused per-thread buffer, flips as differing codes, both
+  dequantizations in one pass, then Q(s) − Q(w) and Q(s) − s written over them. Every value is
   the definition's, computed by the same operations in the same order, so the sums are too
   (bit for bit: hypothesis, tests/theory/test_diff_fused.py).
 - `tally_block` reads one block of both tensors (`stream.RowReader`) and tallies every
@@ -161,40 +162,47 @@ def fusable(transform: Any, info: Any) -> bool:
 
 
 def _flips(a: Any, b: Any, x: Any) -> int:
-    """How many codes differ between a and b (integer-valued float32 codes), using x as
-    scratch. A difference of two codes is an exact integer, so |a − b| clamped to 1 is 1
-    exactly where they differ, and the float32 sum of those ones is exact below 2^24 values;
-    that is half the time of count_nonzero. NaN codes (NaN weights) differ by definition:
-    count_nonzero counts them then."""
+    """How many codes differ between a and b (integer-valued float32 codes), using x (float32,
+    a's shape) as scratch: a != b written as 1.0 / 0.0 and summed in float32, exact below 2^24
+    values (every partial sum is an integer), one pass where |a − b| clamped to 1 took three
+    and count_nonzero or a bool sum take 2.5-4x as long. It is count_nonzero(a − b): a
+    difference of two finite codes is nonzero exactly where they differ, and a NaN code (a
+    NaN weight) differs from every code, itself included, under both (codes are never ±inf:
+    |w / Δ| stays within the grid, and an inf weight's Δ is inf, so its codes are NaN or 0)."""
     import torch
 
     if a.numel() < 1 << 24:
-        got = float(torch.sub(a, b, out=x).abs_().clamp_(max=1).sum())
-        if got == got:
-            return int(got)
-    return int(torch.count_nonzero(torch.sub(a, b, out=x)))
+        return int(torch.ne(a, b, out=x).sum())
+    return int(torch.count_nonzero(torch.ne(a, b)))
 
 
-def fused_rtn_tally(transform: Any, w: Any, s: Any, delta64: Any, dd: float) -> Tally:
-    """`block_tally` for RTN in one pass over the block: both codes into reused buffers,
-    flips as nonzero code differences, both dequantizations in place, then
+def fused_rtn_tally(transform: Any, ws: Any, delta64: Any, dd: float, *,
+                    scratch: Any = None) -> Tally:
+    """`block_tally` for RTN in one pass over the block, given w and s stacked as ws
+    ([2, rows, cols]: w, then s, as `tally_block` reads them): the codes of both in one call
+    (each row's scales are its own, so the codes of the stack are the stack of the codes; a
+    zero-point grid clamps both halves when either needs it, a clamp that changes nothing
+    where it was not needed), flips as differing codes, both dequantized in one pass, then
     Q(s) − Q(w) and Q(s) − s written over them. Every value is the definition's, computed by
-    the same operations in the same order, so the sums are too."""
+    the same operations in the same order, so the sums are too. `scratch`: n float32 values
+    it may overwrite (a per-thread buffer when not given)."""
     import torch
 
     from .rtn import rtn_codes
 
-    c, n = transform.config, w.numel()
-    args = (c.bits, c.group_size, c.grid, c.zero_point)
+    c, n = transform.config, ws[0].numel()
     try:
-        cw = rtn_codes(w, *args, out=SCRATCH.get("cw", n, torch.float32))
-        cs = rtn_codes(s, *args, out=SCRATCH.get("cs", n, torch.float32))
+        codes = rtn_codes(ws.reshape(-1, ws.shape[-1]), c.bits, c.group_size, c.grid,
+                          c.zero_point, out=SCRATCH.get("codes", 2 * n, torch.float32))
     except ValueError as exc:
-        raise RunError(f"rtn cannot quantize a tensor of shape {tuple(w.shape)}: {exc}") from exc
-    flips = _flips(cw.codes, cs.codes, SCRATCH.get("x", n, torch.float32).view(cw.codes.shape))
-    q_w, q_s = cw.dequantize_().view(-1), cs.dequantize_().view(-1)
-    dq = torch.sub(q_s, q_w, out=q_w)
-    err = q_s.sub_(s.reshape(-1))
+        raise RunError(f"rtn cannot quantize a tensor of shape {tuple(ws.shape[1:])}: "
+                       f"{exc}") from exc
+    both = codes.codes.view(2, n)
+    flips = _flips(both[0], both[1],
+                   SCRATCH.get("x", n, torch.float32) if scratch is None else scratch)
+    q = codes.dequantize_().view(2, n)
+    dq = torch.sub(q[1], q[0], out=q[0])
+    err = q[1].sub_(ws[1].reshape(-1))
     x64 = SCRATCH.get("x64", n, torch.float64)
     dot = sum_double(x64.copy_(dq), delta64)
     ee = sum_double(x64.copy_(err), x64)
@@ -217,24 +225,26 @@ def tally_block(info: Any, et: Entry, es: Entry, chosen: dict[str, Any],
     rows' pages are released afterwards."""
     import torch
 
-    w, s = reader.rows(et, r0, r1, "w"), reader.rows(es, r0, r1, "s")
+    shape = (r1 - r0, *et.shape[1:]) if et.shape else ()
+    n = math.prod(shape)
+    # both blocks in one buffer, w then s: the fused RTN pass quantizes them in one call
+    ws = SCRATCH.get("ws", 2 * n, torch.float32).view(2, *shape)
+    w = reader.rows(et, r0, r1, out=ws[0])
+    s = reader.rows(es, r0, r1, out=ws[1])
     try:
-        n = w.numel()
         delta = torch.sub(s, w, out=SCRATCH.get("delta", n, torch.float32).view(w.shape))
         d64 = SCRATCH.get("d64", n, torch.float64).copy_(delta.reshape(-1))
         dd = sum_double(d64, d64)
         w64 = SCRATCH.get("x64", n, torch.float64).copy_(w.reshape(-1))
         ww = sum_double(w64, w64)
-        tallies: dict[str, Tally] = {}
-        for label, t in chosen.items():
-            if fusable(t, info) and w.dim() == 2:
-                tally: Tally | None = fused_rtn_tally(t, w, s, d64, dd)
-            else:
-                tally = block_tally(t, info, w, s, delta)
-            if tally is not None:
-                tallies[label] = tally
+        fused = {k for k, t in chosen.items() if fusable(t, info) and w.dim() == 2}
+        got = {k: block_tally(t, info, w, s, delta) for k, t in chosen.items() if k not in fused}
+        # the fused passes last: they use delta's buffer as scratch (one buffer less in cache)
+        got.update({k: fused_rtn_tally(chosen[k], ws, d64, dd, scratch=delta.view(-1))
+                    for k in chosen if k in fused})
+        tallies = {k: got[k] for k in chosen if got[k] is not None}
     finally:
-        del w, s
+        del w, s, ws
         reader.release(et, r0, r1)
         reader.release(es, r0, r1)
     return BlockResult(dd, ww, tallies)
