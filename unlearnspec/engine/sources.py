@@ -106,11 +106,13 @@ class Sources:
         self._not_a_group(name)
         cache = self.ctx.cache
         if ms.source == "builtin":
-            from ..bench import ensure_model
+            from ..bench.build import ensure_models_together
 
             trained: list[str] = []
-            path: Path | str = ensure_model(ms.builtin, cache.root, progress=self.ctx.progress,
-                                            trained=trained)
+            others = [m.builtin for m in self.spec.models.values() if m.source == "builtin"]
+            path: Path | str = ensure_models_together(ms.builtin, others, cache.root,
+                                                      progress=self.ctx.progress,
+                                                      trained=trained)
             self.ctx.stats["trained"] += len(trained)
         elif ms.source == "path" and is_gguf(ms.path):
             # dequantized once into a plain checkpoint the rest of the run reads as any other
