@@ -141,9 +141,9 @@ def chain(name: str) -> list[str]:
 
 class BackgroundBuild:
     """Benchmark models trained in a second process while this one trains its own: the three
-    models of specs/tiny.yaml are 4010 optimizer steps, compute-bound, and on two cores two
-    processes of one thread each get through 1.4x the steps of one process of two (measured:
-    82 against 58 ms per step). The models are the same bit for bit with 1 or 2 threads
+    models of specs/tiny.yaml are 4010 optimizer steps, compute-bound, and on two idle cores
+    two processes of one thread each get through 1.3x the steps of one process of two
+    (measured: 72 ms per `tiny` step at one thread, 47 ms at two). The models are the same bit for bit with 1 or 2 threads
     (docs/benchmark.md), and each is built under its lock: whichever process gets to a model
     first trains it, the other finds it built. Nothing depends on the child succeeding: a
     model it did not finish is built here when it is needed, with this process's errors."""
