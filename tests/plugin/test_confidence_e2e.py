@@ -62,7 +62,8 @@ claims:
 
 @pytest.fixture()
 def project(micro_models: Path, pytester: pytest.Pytester) -> pytest.Pytester:
-    shutil.copytree(micro_models / "bench", pytester.path / "cache" / "bench")
+    shutil.copytree(micro_models / "bench", pytester.path / "cache" / "bench",  # micro's
+                    ignore=shutil.ignore_patterns(".tmp-*", "*.lock", "tiny-*"))  # finished models
     pytester.makefile(".yaml", spec=SPEC)
     return pytester
 

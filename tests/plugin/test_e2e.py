@@ -46,7 +46,8 @@ claims:
 def project(micro_models: Path, pytester: pytest.Pytester) -> pytest.Pytester:
     """A project with the spec and a run cache that already holds the trained micro models
     (training them is the benchmark tests' business; here they are copied in)."""
-    shutil.copytree(micro_models / "bench", pytester.path / "cache" / "bench")
+    shutil.copytree(micro_models / "bench", pytester.path / "cache" / "bench",  # micro's
+                    ignore=shutil.ignore_patterns(".tmp-*", "*.lock", "tiny-*"))  # finished models
     pytester.makefile(".yaml", spec=SPEC.replace("LR", "5.0e-5"))
     return pytester
 

@@ -67,7 +67,11 @@ def project(folder: Path, bench: Path | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.yaml").write_text(SPEC)
     if bench is not None:
-        shutil.copytree(bench / "bench", folder / "cache" / "bench")
+        # micro's finished models only: the shared cache also holds what other xdist workers
+        # are building right now (a tiny model's .tmp-* directory, copied half-written, is
+        # debris this folder never made)
+        shutil.copytree(bench / "bench", folder / "cache" / "bench",
+                        ignore=shutil.ignore_patterns(".tmp-*", "*.lock", "tiny-*"))
     return folder
 
 

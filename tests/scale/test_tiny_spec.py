@@ -28,7 +28,7 @@ def report(bench_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         ensure_model(f"tiny/{kind}", bench_cache, progress=False)
     work = tmp_path_factory.mktemp("tiny-run")
     shutil.copytree(bench_cache / "bench", work / "cache" / "bench",
-                    ignore=shutil.ignore_patterns("micro-*", "*.lock"))
+                    ignore=shutil.ignore_patterns("micro-*", "*.lock", ".tmp-*"))
     shutil.copy(ROOT / "specs" / "tiny.yaml", work / "tiny.yaml")  # outside this repo's conftest
     out = work / "run.json"
     done = subprocess.run(
