@@ -30,3 +30,18 @@ def test_a_measurement_without_holdouts_says_so_in_its_label_and_is_another_key(
     held = Measurement("knowmem_forget", "ga_klr", "rel", ("rel",))
     assert held.label() == "knowmem_forget[ga_klr @ rel] without rel's holdout"
     assert held != full and len({held, full}) == 2
+
+
+@given(st.lists(st.builds(Measurement, metric=names, model=names,
+                          transform=st.none() | names,
+                          exclude=st.lists(names, max_size=2).map(tuple))))
+def test_measurements_sort_with_full_precision_before_its_transforms(ms):
+    """A claim decided on an interval sorts its measurements; one that names a metric at full
+    precision and under a transform (`abs(privleak @ rtn4) <= abs(privleak) + 5`) once
+    raised a TypeError there (None < 'rtn4')."""
+    out = sorted(ms)
+    assert [m.sort_key() for m in out] == sorted(m.sort_key() for m in ms)
+    for a, b in zip(out, out[1:]):
+        assert not b < a
+    fp, q = Measurement("privleak", "sure"), Measurement("privleak", "sure", "rtn4")
+    assert sorted([q, fp]) == [fp, q]

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..spec.tree import MetricRef
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Measurement:
     """`metric` (a spec metric name) on `model` after `transform` (None = full precision)."""
 
@@ -28,6 +28,14 @@ class Measurement:
     def of(cls, ref: "MetricRef", subject: str, exclude: tuple[str, ...] = ()) -> "Measurement":
         """A claim term's measurement for `subject` (a term without a model is the subject's)."""
         return cls(ref.metric, ref.model or subject, ref.transform, exclude)
+
+    def sort_key(self) -> tuple[str, str, str, tuple[str, ...]]:
+        """Full precision (no transform) first, then by name: a plain field-by-field order
+        would compare None with a transform's name and raise."""
+        return (self.metric, self.model, self.transform or "", self.exclude)
+
+    def __lt__(self, other: "Measurement") -> bool:
+        return self.sort_key() < other.sort_key()
 
     def label(self) -> str:
         """`knowmem_forget[ga_klr @ rtn4]`, the way a claim's explanation names the term,
