@@ -53,7 +53,9 @@ def test_the_4bit_recovery_is_caught_for_all_six_methods_and_only_there(report: 
     assert claims["no-recovery-rtn4"] == Counter(xfail=6)
     assert claims["privacy-leak-stays-shrunk-rtn4"] == Counter(xfail=2)
     assert claims["no-verbatim-recovery-rtn4"] == Counter(xfail=4)  # M1 comes back too
-    for name in ("forgets-at-full-precision", "forgets-verbatim", "no-recovery-rtn8",
+    for name in ("forgets-at-full-precision", "npo-forgets-at-full-precision",
+                 "forgets-verbatim", "no-recovery-rtn8", "privacy-leak-shrinks",
+                 "sure-privacy-leak-stays-shrunk-rtn4", "few-codes-flip", "utility-kept-sure",
                  "no-verbatim-recovery-rtn8", "privacy-leak-stays-shrunk-rtn8",
                  "no-recovery-nf4", "no-recovery-fp4", "no-recovery-gptq4", "no-recovery-awq4",
                  "grid-recovery-not-noise-recovery", "sure-survives-rtn4",
@@ -61,7 +63,7 @@ def test_the_4bit_recovery_is_caught_for_all_six_methods_and_only_there(report: 
                  "quantization-undoes-update", "update-survives-on-natural-target",
                  "utility-kept", "utility-kept-rtn8", "utility-kept-rtn4"):
         assert set(claims[name]) == {"pass"}, (name, claims[name])
-    assert sum(sum(c.values()) for c in claims.values()) == 80
+    assert sum(sum(c.values()) for c in claims.values()) == 78
 
 
 def test_the_matrix_shows_table_1s_four_columns_and_table_2s_rows(report: dict) -> None:
@@ -89,4 +91,5 @@ def test_recovered_facts_come_back_close_to_the_targets_level(report: dict) -> N
     target = values["knowmem_forget[target]"]
     for method in ("ga", "ga_gdr", "ga_klr", "npo", "npo_gdr", "npo_klr"):
         forgot, back = values[f"knowmem_forget[{method}]"], values[f"knowmem_forget[{method} @ rtn4]"]
-        assert forgot <= 0.85 * target < back + 0.15 * target, (method, forgot, back, target)
+        bound = 0.9 if method == "npo" else 0.85  # as specs/tiny.yaml's claims say
+        assert forgot <= bound * target < back + 0.15 * target, (method, forgot, back, target)

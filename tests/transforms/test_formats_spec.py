@@ -20,7 +20,7 @@ data:
   world: {builtin: micro}
 models:
   target: {builtin: micro/target-qat}
-  ga_klr: {unlearn: ga_klr, from: target, lr: 5.0e-5, max_steps: 12, batch_size: 8}
+  ga_klr: {unlearn: ga_klr, from: target, lr: 5.0e-5, max_steps: 16, batch_size: 8}
 transforms:
   rtn4: {kind: rtn, bits: 4}
   q4_0: {kind: gguf, type: Q4_0}
@@ -65,5 +65,6 @@ def test_gguf_and_torchao_claims_run_through_the_engine(bench_cache, tmp_path):
         assert g.details["coverage"]["decoder"]["share"] == 1.0, t
     assert gammas["q8_0"].value > 0.9 and gammas["ao8"].value > 0.9
     # docs/benchmark.md: a short unlearning on micro is mostly rounded away by Q4_0 as well
+    # (16 steps: at 12, one machine's micro ga_klr forgot one of 13 questions, another's none)
     assert gammas["q4_0"].value < 0.5 and km["q4_0"] > km[None]
     assert len(keys) == 3
