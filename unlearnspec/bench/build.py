@@ -92,6 +92,7 @@ def _train(preset: str, kind: str, data: Path, base: Path | None, out: Path,
     import torch
 
     from ..data import Corpus
+    from ..machine import describe
     from ..models.loading import load_causal_lm, transformers_bars
     from .tokenizer import build_tokenizer
     from .train import align_to_grid, encode_documents, new_model, train_target_like
@@ -119,7 +120,7 @@ def _train(preset: str, kind: str, data: Path, base: Path | None, out: Path,
         tokenizer.save_pretrained(out)
     meta = {"preset": preset, "model": kind, "bench_version": BENCH_VERSION,
             "key": p.key(), "documents": len(docs), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), **log}
+            "threads": torch.get_num_threads(), **describe(), **log}
     (out / "bench_train.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 

@@ -61,6 +61,8 @@ def package_versions() -> dict[str, str | None]:
 
 def environment() -> dict[str, Any]:
     """`cuda_devices`: the GPUs torch sees ([] for none); null when torch is not installed.
+    `cpu` and `cpu_kernels` (unlearnspec.machine): which CPU, and which of torch's vector
+    kernels, the numbers come from.
     (Asked even when this process never imported torch, e.g. xdist's controller, so a
     serial and a distributed run of one spec report the same environment.)"""
     devices: list[str] | None = None
@@ -74,9 +76,11 @@ def environment() -> dict[str, Any]:
                        if torch.cuda.is_available() else [])
         except Exception:  # a broken driver must not lose the report
             devices = None
+    from ..machine import describe
+
     return {"platform": platform.platform(), "machine": platform.machine(),
             "python_implementation": platform.python_implementation(),
-            "cpu_count": os.cpu_count(), "cuda_devices": devices}
+            "cpu_count": os.cpu_count(), "cuda_devices": devices, **describe()}
 
 
 def summarize(claims: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

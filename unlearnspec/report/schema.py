@@ -137,6 +137,7 @@ _ENVIRONMENT = {
         "python_implementation": {"type": "string"},
         "cpu_count": {"type": ["integer", "null"]},
         "cuda_devices": {"type": ["array", "null"], "items": {"type": "string"}},
+        "cpu": _STR_OR_NULL, "cpu_kernels": _STR_OR_NULL,
     },
 }
 
