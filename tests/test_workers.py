@@ -29,3 +29,20 @@ def test_each_worker_gets_its_share_of_the_cores_and_at_least_one() -> None:
     assert worker_threads(8, 2) == 4
     assert worker_threads(2, 4) == 1
     assert worker_threads(4, 0) == 4
+
+
+def test_a_second_process_needs_two_cores_no_xdist_and_no_opt_out(monkeypatch):
+    from unlearnspec import workers
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("UNLEARNSPEC_PROCESSES", raising=False)
+    monkeypatch.setattr(workers, "available_cores", lambda: 2)
+    assert workers.second_process_allowed()
+    monkeypatch.setattr(workers, "available_cores", lambda: 1)
+    assert not workers.second_process_allowed()
+    monkeypatch.setattr(workers, "available_cores", lambda: 8)
+    monkeypatch.setenv("UNLEARNSPEC_PROCESSES", "1")
+    assert not workers.second_process_allowed()
+    monkeypatch.delenv("UNLEARNSPEC_PROCESSES")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert not workers.second_process_allowed()

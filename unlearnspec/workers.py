@@ -17,6 +17,20 @@ def worker_threads(cores: int, workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+
+
+def second_process_allowed() -> bool:
+    """Whether a run may train or unlearn in a second process beside itself, the cores split
+    between the two (bench/build.py, engine/background.py): not under xdist (its workers
+    already share the cores), not on one core, and not with UNLEARNSPEC_PROCESSES=1."""
+    return (available_cores() >= 2 and not os.environ.get("PYTEST_XDIST_WORKER")
+            and os.environ.get("UNLEARNSPEC_PROCESSES") != "1")
+
+
 def share_cpu_threads() -> None:
     """An xdist worker takes its share of the cores for torch's intra-op threads, unless the
     user set OMP_NUM_THREADS. Each worker would otherwise start one thread per core: measured
@@ -27,9 +41,7 @@ def share_cpu_threads() -> None:
     if "OMP_NUM_THREADS" in os.environ:
         return
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
-    n = worker_threads(cores, workers)
+    n = worker_threads(available_cores(), workers)
     os.environ["OMP_NUM_THREADS"] = str(n)
     torch = sys.modules.get("torch")  # already imported (a conftest did): set it directly
     if torch is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from unlearnspec import workers
 from unlearnspec.bench import build
 from unlearnspec.bench.build import ensure_model, ensure_models_together, preset_dir
 
@@ -22,9 +23,9 @@ def weights_digest(path: Path) -> str:
 @pytest.fixture()
 def two_cores(monkeypatch):
     """As on a two-core machine, outside xdist (its workers never start a second process)."""
-    monkeypatch.setattr(build, "_cores", lambda: 2)
+    monkeypatch.setattr(workers, "available_cores", lambda: 2)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    monkeypatch.delenv("UNLEARNSPEC_BENCH_PROCESSES", raising=False)
+    monkeypatch.delenv("UNLEARNSPEC_PROCESSES", raising=False)
 
 
 def test_the_second_process_trains_the_same_models(tmp_path, bench_cache, two_cores):
@@ -64,8 +65,9 @@ def test_one_core_or_nothing_else_to_build_trains_here_only(tmp_path, monkeypatc
     started = []
     monkeypatch.setattr(build, "BackgroundBuild",
                         lambda *a, **k: started.append(a) or pytest.fail("no child expected"))
-    monkeypatch.setattr(build, "_cores", lambda: 1)
+    monkeypatch.setattr(workers, "available_cores", lambda: 1)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     ensure_models_together("micro/target", ["micro/retrain"], tmp_path, progress=False)
-    monkeypatch.setattr(build, "_cores", lambda: 2)
+    monkeypatch.setattr(workers, "available_cores", lambda: 2)
     ensure_models_together("micro/target", ["micro/target"], tmp_path, progress=False)
     assert started == []

@@ -181,27 +181,19 @@ class BackgroundBuild:
             return []
 
 
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
-
-
 def ensure_models_together(name: str, others: list[str], cache_dir: Path, *,
                            progress: bool = True, trained: list[str] | None = None) -> Path:
     """`ensure_model(name)`; when it has to train and `others` (built-in models the run will
     need next) are not built either, they are trained meanwhile in a second process
     (`BackgroundBuild`), the cores split between the two, and this waits for it before it
     returns. Not under xdist (its workers already share the cores), not on one core, and not
-    with UNLEARNSPEC_BENCH_PROCESSES=1."""
-    import os
+    with UNLEARNSPEC_PROCESSES=1 (`workers.second_process_allowed`)."""
+    from .. import workers
 
     rest = [n for n in missing_models(others, cache_dir) if n not in chain(name)]
-    cores = _cores()
-    if (not rest or not missing_models(chain(name), cache_dir) or cores < 2
-            or os.environ.get("PYTEST_XDIST_WORKER")
-            or os.environ.get("UNLEARNSPEC_BENCH_PROCESSES") == "1"):
+    cores = workers.available_cores()
+    if (not rest or not missing_models(chain(name), cache_dir)
+            or not workers.second_process_allowed()):
         return ensure_model(name, cache_dir, progress=progress, trained=trained)
     import logging
 

@@ -55,6 +55,7 @@ class Measurer:
         # (model, transform, exclude) -> metrics to compute while that model is loaded
         self._pending: dict[tuple[str, str | None, tuple[str, ...]], set[str]] = {}
         self.results: dict[Measurement, MetricResult] = {}
+        self.planned: list[Measurement] = []  # in the order the run will ask for them
 
     # ------------------------------------------------------------------ what a metric needs
     def metric_data(self, metric: str) -> str | None:
@@ -70,6 +71,7 @@ class Measurer:
     def plan(self, measurements: Iterable[Measurement]) -> None:
         """Declare what will be asked, so one model load serves all its measurements."""
         for m in measurements:
+            self.planned.append(m)
             for dep in self._raw_needs(m):
                 self._pending.setdefault((dep.model, dep.transform, dep.exclude),
                                          set()).add(dep.metric)
@@ -80,6 +82,29 @@ class Measurer:
             return []
         ref = self.reference_model(m.metric)
         return [m, Measurement(m.metric, ref, exclude=m.exclude)] if ref else [m]
+
+    def models_of(self, m: Measurement) -> list[str]:
+        """The spec models a measurement reads: its own, and a reference metric's or a weight
+        metric's reference model (an invalid one is left for `measure` to report)."""
+        out = [m.model]
+        if "weights" in METRICS.get(self.spec.metrics[m.metric].kind).tags:
+            try:
+                out.append(self._weights_reference(m))
+            except RunError:
+                pass
+        elif ref := self.reference_model(m.metric):
+            out.append(ref)
+        return out
+
+    def is_cached(self, m: Measurement) -> bool:
+        """Whether `measure(m)` would read the cache (a key that cannot be computed is an
+        error `measure` reports, not a cached value)."""
+        if m in self.results:
+            return True
+        try:
+            return _covered(m, self.ctx.cache.get_json("metrics", self.key(m))) is not None
+        except RunError:
+            return False
 
     def reference_model(self, metric: str) -> str | None:
         """The model whose full-precision raw measurement a "reference" metric combines with

@@ -47,7 +47,10 @@ class Run:
         device: str | None = None,
         progress: bool = True,
         stored_run: Mapping[str, Any] | None = None,
+        background: bool = True,
     ) -> None:
+        """`background`: unlearn the plan's other models in a second process while this one
+        unlearns its first (engine/background.py; where it applies)."""
         self.spec = spec
         self.stored_run = stored_run  # --unlearn-baseline's file, see stored_run.py
         self.ctx = RunContext(spec, Cache(cache_dir), device=device or spec.settings.device,
@@ -59,6 +62,12 @@ class Run:
         self.tokenizers = Tokenizers(self.ctx, self.sources)
         self.descriptions = Descriptions(self.ctx, self.sources, self.transforms, self.measurer)
         self._bootstrap: Any = None  # engine.confidence.Bootstrap, made on first use
+        self.background: Any = None
+        if background:
+            from .background import BackgroundUnlearning
+
+            self.background = BackgroundUnlearning(self.sources, self.measurer)
+            self.sources.before_unlearning = self.background.before_unlearning
 
     @property
     def device(self) -> str:
@@ -104,6 +113,8 @@ class Run:
         self.measurer.plan(measurements)
 
     def measure(self, m: Measurement) -> MetricResult:
+        if self.background is not None:
+            self.background.poll()  # a finished second process gives its cores back
         return self.measurer.measure(m)
 
     def measurement_key(self, m: Measurement, *, raw: bool = False) -> str:
@@ -204,4 +215,6 @@ class Run:
         return self._bootstrap
 
     def close(self) -> None:
+        if self.background is not None:
+            self.background.close()
         self.loaded.close()

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import __version__
 from ..errors import RunError
@@ -64,6 +64,9 @@ class Sources:
         self._model_paths: dict[str, Path | str] = {}
         self._data_paths: dict[str, Path] = {}
         self._data_keys: dict[str, str] = {}
+        # called with a model's name just before this process unlearns it (engine/background.py)
+        self.before_unlearning: Callable[[str], None] | None = None
+        self.unlearned_here: list[str] = []  # the models this process unlearned
 
     # ------------------------------------------------------------------ data
     def data_path(self, name: str) -> Path:
@@ -129,13 +132,28 @@ class Sources:
             except RunError as exc:  # say which of the spec's models it is
                 raise RunError(f"{ms.loc}: model '{name}': {exc}") from exc
         else:
-            path = cache.artifact("models", self.model_key(name),
-                                  lambda out: self._unlearn(name, out))
+            key = self.model_key(name)
+            if self.before_unlearning is not None and not self.is_built(name):
+                self.before_unlearning(name)
+            path = cache.artifact("models", key, lambda out: self._unlearn(name, out))
             log_file = path / "unlearn_log.json"
             if log_file.is_file():
                 self.logs[name] = json.loads(log_file.read_text())
         self._model_paths[name] = path
         return path
+
+    def is_built(self, name: str) -> bool:
+        """Whether the model is there without building, training or unlearning anything: a
+        benchmark model trained, an unlearned one in the cache, any `path:` model."""
+        ms = self.spec.models[name]
+        if ms.source == "builtin":
+            from ..bench.build import missing_models
+
+            return not missing_models([ms.builtin], self.ctx.cache.root)
+        if ms.source == "unlearn":
+            cache = self.ctx.cache
+            return cache.is_complete(cache.artifact_dir("models", self.model_key(name)))
+        return True
 
     def model_key(self, name: str) -> str:
         if name in self.model_keys:
@@ -242,5 +260,6 @@ class Sources:
             seed=seed, device=self.ctx.device, progress=self.ctx.progress,
         )
         self.ctx.stats["unlearned"] += 1
+        self.unlearned_here.append(name)
         log.info("unlearnspec: unlearned %s in %.1fs", name, time.monotonic() - started)
         (out / "unlearn_log.json").write_text(json.dumps(result, default=str))
